@@ -1,0 +1,1 @@
+//! Synthetic production line: deterministic product images with defects and exact ground truth.

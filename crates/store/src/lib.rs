@@ -1,0 +1,1 @@
+//! Storage adapters behind the core ports, and the conformance suite every adapter passes.

@@ -1,0 +1,1 @@
+//! Hardened image decoding, letterbox, the tract ONNX YOLO detector, NMS and image statistics.
