@@ -4,7 +4,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "opti", version, about = "Opti-Quality: human-in-the-loop visual inspection")]
+#[command(
+    name = "opti",
+    version,
+    about = "Opti-Quality: human-in-the-loop visual inspection"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,7 +25,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Info => {
             let config = opti_core::Config::default();
-            println!("classes: {}", opti_core::ClassNames::default_line().0.join(", "));
+            println!(
+                "classes: {}",
+                opti_core::ClassNames::default_line().0.join(", ")
+            );
             println!("{}", serde_json::to_string_pretty(&config)?);
         }
     }

@@ -15,6 +15,9 @@ pub struct Config {
     pub threshold: f32,
     /// Per-class overrides of `threshold`, by class name. Each in (0, 1].
     pub class_thresholds: BTreeMap<String, f32>,
+    /// Class score at or above which a box counts as a found defect (the part is then
+    /// `defective`); below it the part is `clean`. In (0, 1).
+    pub decision_cut: f32,
     /// Share of auto-validated parts also sent to review as an audit sample. In [0, 1].
     pub audit_rate: f32,
     /// New reviewed items needed before a retraining starts by itself. At least 1.
@@ -29,6 +32,7 @@ impl Default for Config {
         Self {
             threshold: 0.6,
             class_thresholds: BTreeMap::new(),
+            decision_cut: 0.5,
             audit_rate: 0.05,
             retrain_min: 10,
             lease_seconds: 300,
@@ -96,6 +100,12 @@ impl Config {
             }
             unit_open(&format!("class_thresholds.{class}"), *t)?;
         }
+        if !(self.decision_cut.is_finite() && self.decision_cut > 0.0 && self.decision_cut < 1.0) {
+            return Err(DomainError::Invalid(format!(
+                "decision_cut must be in (0, 1), got {}",
+                self.decision_cut
+            )));
+        }
         if !(self.audit_rate.is_finite() && (0.0..=1.0).contains(&self.audit_rate)) {
             return Err(DomainError::Invalid(format!(
                 "audit_rate must be in [0, 1], got {}",
@@ -103,7 +113,9 @@ impl Config {
             )));
         }
         if self.retrain_min < 1 {
-            return Err(DomainError::Invalid("retrain_min must be at least 1".into()));
+            return Err(DomainError::Invalid(
+                "retrain_min must be at least 1".into(),
+            ));
         }
         if !(10..=86_400).contains(&self.lease_seconds) {
             return Err(DomainError::Invalid(format!(

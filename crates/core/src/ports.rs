@@ -67,8 +67,10 @@ pub trait InspectionStore: Send + Sync {
 
     /// One page of inspections matching `query`. Pages are stable: a record appears at
     /// most once across the pages of one listing, even while new records arrive.
-    async fn list_inspections(&self, query: &InspectionQuery)
-        -> Result<Page<Inspection>, StoreError>;
+    async fn list_inspections(
+        &self,
+        query: &InspectionQuery,
+    ) -> Result<Page<Inspection>, StoreError>;
 
     /// How many inspections are in each status.
     async fn count_by_status(&self) -> Result<StatusCounts, StoreError>;
@@ -99,8 +101,11 @@ pub trait ConfigStore: Send + Sync {
     /// The stored config, or the default at version 0 when none was ever stored.
     async fn get_config(&self) -> Result<StoredConfig, StoreError>;
     /// Stores `config` if the stored version is `expected_version`; returns the new version.
-    async fn put_config(&self, config: &Config, expected_version: u64)
-        -> Result<StoredConfig, StoreError>;
+    async fn put_config(
+        &self,
+        config: &Config,
+        expected_version: u64,
+    ) -> Result<StoredConfig, StoreError>;
 }
 
 /// Model versions and the pointer to the active one.

@@ -45,6 +45,18 @@ pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     }
 }
 
+/// What a detector saw in one image: the boxes that passed its confidence floor (after
+/// NMS), and the strongest class score anywhere in the image before any floor. The
+/// latter is what lets a clean image get a real decision confidence (see `routing`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModelOutput {
+    pub detections: Vec<Detection>,
+    /// Highest class score over all candidate boxes, in [0, 1]; 0 for an empty output.
+    pub max_score: f32,
+    /// Class of that highest score, if any candidate existed.
+    pub max_class: Option<String>,
+}
+
 /// Where an inspection is in its life. See `review` for the legal transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
