@@ -9,6 +9,7 @@ use crate::error::DomainError;
 
 /// Settings that change how parts are routed and when the system reacts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Config {
     /// Decision confidence below this sends the part to review. In (0, 1].
@@ -43,6 +44,7 @@ impl Default for Config {
 
 /// How drift is measured: which inspections form the baseline and the recent window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct DriftConfig {
     /// Number of inspections in the baseline window (the oldest ones, or the ones

@@ -7,11 +7,17 @@
 
 pub mod class;
 pub mod config;
+pub mod drift;
 pub mod error;
+pub mod metrics;
 pub mod ports;
+pub mod review;
+pub mod routing;
 pub mod types;
+pub mod yolo;
 
 pub use class::ClassNames;
 pub use config::Config;
 pub use error::DomainError;
+pub use routing::{RoutingDecision, RoutingPolicy};
 pub use types::*;

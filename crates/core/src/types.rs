@@ -12,6 +12,7 @@ use crate::config::Config;
 /// One box the model (or a reviewer) found: class name, confidence, and the box as
 /// normalised `[x1, y1, x2, y2]` in `[0, 1]` of the original image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Detection {
     pub class: String,
     pub confidence: f32,
@@ -49,6 +50,7 @@ pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
 /// NMS), and the strongest class score anywhere in the image before any floor. The
 /// latter is what lets a clean image get a real decision confidence (see `routing`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelOutput {
     pub detections: Vec<Detection>,
     /// Highest class score over all candidate boxes, in [0, 1]; 0 for an empty output.
@@ -59,6 +61,7 @@ pub struct ModelOutput {
 
 /// Where an inspection is in its life. See `review` for the legal transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// The model was confident enough; no human needed (unless sampled for audit).
@@ -107,6 +110,7 @@ impl std::fmt::Display for Status {
 
 /// What the model decided about the part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// At least one defect is present.
@@ -117,6 +121,7 @@ pub enum Decision {
 
 /// A reviewer's final word on the part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Defective,
@@ -135,6 +140,7 @@ impl Verdict {
 
 /// A reviewer's lease on an inspection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Claim {
     pub reviewer: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -145,6 +151,7 @@ pub struct Claim {
 
 /// The expert's correction of one inspection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Review {
     pub reviewer: String,
     pub verdict: Verdict,
@@ -159,6 +166,7 @@ pub struct Review {
 /// Statistics of the decoded input image, for drift analytics (a worn or refocused
 /// camera shows here before accuracy drops).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageStats {
     pub width: u32,
     pub height: u32,
@@ -172,6 +180,7 @@ pub struct ImageStats {
 
 /// One image, what the model made of it, where it is in review, and the review.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Inspection {
     /// Stable id, derived from the ingest key (see [`inspection_id`]).
     pub id: String,
@@ -240,6 +249,7 @@ pub type Actor = String;
 
 /// Everything that changes state leaves one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AuditAction {
     InspectionCreated,
@@ -272,6 +282,7 @@ impl AuditAction {
 
 /// One entry of the audit trail: who, when, what, before → after.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEvent {
     pub id: String,
     pub actor: Actor,
@@ -286,6 +297,7 @@ pub struct AuditEvent {
 
 /// Precision, recall and mAP of a detector on a labelled set.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MetricSet {
     pub precision: f64,
     pub recall: f64,
@@ -295,6 +307,7 @@ pub struct MetricSet {
 
 /// Lifecycle of a model version in the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ModelStatus {
     /// Trained, not (yet) judging parts.
@@ -309,6 +322,7 @@ pub enum ModelStatus {
 
 /// One model version in the registry, with its lineage and scores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelRecord {
     pub version: String,
     pub parent: Option<String>,
@@ -334,6 +348,7 @@ pub struct ModelRecord {
 
 /// Who may do what. Cameras upload; reviewers work the queue; admins do everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Camera,
@@ -362,6 +377,7 @@ impl Role {
 
 /// A local-mode user; only the SHA-256 of the bearer token is kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub name: String,
     pub role: Role,
@@ -372,6 +388,7 @@ pub struct User {
 
 /// A record with the version the store holds it at (for optimistic locking).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Versioned<T> {
     pub value: T,
     pub version: u64,
@@ -382,6 +399,7 @@ pub type StoredConfig = Versioned<Config>;
 
 /// One page of a list, and where to continue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
