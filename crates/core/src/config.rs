@@ -73,6 +73,9 @@ impl Default for DriftConfig {
     }
 }
 
+/// Largest drift window: every drift evaluation reads this many records at most.
+pub const MAX_DRIFT_WINDOW: u32 = 10_000;
+
 impl Config {
     /// The threshold that applies to a decision driven by class `class`
     /// (`None`: no class involved, e.g. an empty image).
@@ -131,6 +134,11 @@ impl Config {
             return Err(DomainError::Invalid(
                 "drift windows must hold at least 1 inspection".into(),
             ));
+        }
+        if d.recent_window > MAX_DRIFT_WINDOW || d.baseline_window > MAX_DRIFT_WINDOW {
+            return Err(DomainError::Invalid(format!(
+                "drift windows may hold at most {MAX_DRIFT_WINDOW} inspections"
+            )));
         }
         if d.min_samples < 1 {
             return Err(DomainError::Invalid(

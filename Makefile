@@ -1,0 +1,65 @@
+# Opti-Quality — the README's two commands:
+#   make run   installs what is missing, builds, starts `opti serve --demo` on http://localhost:8080
+#   make test  installs what the tests need and runs them all (fmt, clippy, Rust and Python tests)
+# Every tool is installed only when missing, so a second run starts straight away.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# Python environment for the trainer, the reference runtime (onnxruntime) and fixture scripts.
+# Kept outside the checkout so that fresh clones on the same machine reuse it.
+VENV ?= $(HOME)/.cache/opti-quality/venv
+PY := $(VENV)/bin/python
+REQ_HASH := $(shell cat trainer/requirements.txt trainer/requirements-test.txt 2>/dev/null | sha256sum | cut -c1-16)
+VENV_STAMP := $(VENV)/.opti-req-$(REQ_HASH)
+
+PORT ?= 8080
+DATA_DIR ?= data
+CARGO ?= cargo
+
+export OPTI_PYTHON := $(PY)
+export YOLO_OFFLINE := 1
+
+.PHONY: run test build venv rust-tools fmt-check clippy test-rust test-python test-api-fuzz clean help
+
+help:
+	@echo "make run    build and start opti serve --demo on http://localhost:$(PORT)"
+	@echo "make test   install test tools and run every check"
+
+rust-tools:
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) first" >&2; exit 1; }
+	@scripts/ensure-rust-components.sh
+
+$(VENV_STAMP): trainer/requirements.txt trainer/requirements-test.txt
+	@scripts/ensure-venv.sh "$(VENV)" "$(VENV_STAMP)"
+
+venv: $(VENV_STAMP)
+
+build: rust-tools
+	$(CARGO) build --release --bin opti
+
+run: build venv
+	./target/release/opti serve --data-dir $(DATA_DIR) --port $(PORT) --demo
+
+fmt-check: rust-tools
+	$(CARGO) fmt --all -- --check
+
+clippy: rust-tools
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-rust: rust-tools venv
+	$(CARGO) test --workspace
+
+test-python: venv
+	cd trainer && $(PY) -m pytest -q tests
+
+# schemathesis against a real `opti serve`: no generated request may get a 5xx.
+test-api-fuzz: rust-tools venv
+	$(CARGO) build --bin opti
+	scripts/schemathesis.sh target/debug/opti $(VENV)
+
+test: fmt-check clippy test-rust test-python test-api-fuzz
+	@echo "make test: all checks passed"
+
+clean:
+	$(CARGO) clean

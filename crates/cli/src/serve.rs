@@ -1,0 +1,366 @@
+//! `opti serve`: the whole product on one machine — API and web UI on one port, embedded
+//! storage (SQLite + files) in the data directory, the shipped model, and with `--demo` a
+//! simulated camera feeding it through the real upload path.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use opti_api::auth::{add_user, TokenAuthenticator};
+use opti_api::model::{ensure_active_model, ModelSlot};
+use opti_api::{AppState, HmacBlobUrls, Ports, Settings};
+use opti_core::ports::UserStore;
+use opti_core::types::Role;
+use opti_store::local::LocalStore;
+use tower_http::services::{ServeDir, ServeFile};
+
+/// Options of `opti serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Where the database, blobs, tokens and signing key live.
+    #[arg(long, default_value = "data", env = "OPTI_DATA_DIR")]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value_t = 8080, env = "OPTI_PORT")]
+    pub port: u16,
+    /// Address to listen on; use 0.0.0.0 to accept cameras on the network.
+    #[arg(long, default_value = "127.0.0.1", env = "OPTI_HOST")]
+    pub host: String,
+    /// The ONNX model to register at first start (later starts use the registry's active model).
+    #[arg(long, env = "OPTI_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Folder with the built web UI (index.html).
+    #[arg(long, env = "OPTI_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Base URL cameras use to reach this server (for presigned upload URLs).
+    #[arg(long, env = "OPTI_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Also run a simulated camera that uploads generated parts.
+    #[arg(long)]
+    pub demo: bool,
+    /// Seed of the demo camera's simulated line.
+    #[arg(long, default_value_t = 2026)]
+    pub demo_seed: u64,
+    /// Seconds between two demo uploads.
+    #[arg(long, default_value_t = 2.0)]
+    pub demo_interval: f64,
+    /// Largest accepted upload, in MiB.
+    #[arg(long, default_value_t = 20)]
+    pub max_upload_mib: usize,
+}
+
+/// Options of `opti users add`.
+#[derive(clap::Args, Debug)]
+pub struct UsersAddArgs {
+    #[arg(long, default_value = "data", env = "OPTI_DATA_DIR")]
+    pub data_dir: PathBuf,
+    #[arg(long, value_parser = ["camera", "reviewer", "admin"])]
+    pub role: String,
+    #[arg(long)]
+    pub name: String,
+}
+
+/// `opti users …`
+#[derive(clap::Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Create a user and print its bearer token (the last line of the output).
+    Add(UsersAddArgs),
+    /// List users and their roles.
+    List {
+        #[arg(long, default_value = "data", env = "OPTI_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+}
+
+/// Runs `opti users …`.
+pub fn users(cmd: UsersCommand) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        match cmd {
+            UsersCommand::Add(a) => {
+                let role =
+                    Role::parse(&a.role).context("role must be camera, reviewer or admin")?;
+                let store = LocalStore::open(&a.data_dir)
+                    .with_context(|| format!("opening {}", a.data_dir.display()))?;
+                let (user, token) =
+                    add_user(&store, &a.name, role, time::OffsetDateTime::now_utc())
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!("created {} {}", user.role.as_str(), user.name);
+                println!("{token}");
+            }
+            UsersCommand::List { data_dir } => {
+                let store = LocalStore::open(&data_dir)
+                    .with_context(|| format!("opening {}", data_dir.display()))?;
+                for u in store.list_users().await? {
+                    println!("{:<10} {}", u.role.as_str(), u.name);
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Finds the shipped model: `--model`, else `models/default/model.onnx` next to the
+/// current directory or above the executable.
+pub fn default_model_path(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let rel = Path::new("models/default/model.onnx");
+    let mut candidates = vec![rel.to_path_buf()];
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(4) {
+            candidates.push(dir.join(rel));
+        }
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .context("no model found: pass --model PATH or set OPTI_MODEL (the shipped one is models/default/model.onnx)")
+}
+
+fn find_web_dir(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    let rel = Path::new("web/dist");
+    let mut candidates = vec![rel.to_path_buf()];
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(4) {
+            candidates.push(dir.join(rel));
+        }
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.join("index.html").is_file())
+}
+
+/// Reads the signing key, or creates one at first start. A key too short to be safe (a
+/// torn write, a hand edit) is refused rather than used.
+fn read_or_create_secret(path: &Path) -> Result<Vec<u8>> {
+    if path.exists() {
+        let key = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        if key.len() < opti_api::signing::MIN_SECRET_BYTES {
+            anyhow::bail!(
+                "{} holds only {} bytes; delete it to have a new key made (signed URLs already handed out stop working)",
+                path.display(),
+                key.len()
+            );
+        }
+        return Ok(key);
+    }
+    let key = opti_api::auth::new_token().into_bytes();
+    write_private(path, &key)?;
+    Ok(key)
+}
+
+/// Writes `bytes` to `path` readable by the owner only, atomically (temp file, fsync,
+/// rename), so a crash leaves the old file or the new one, never a torn one.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing into {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Runs `opti serve` until Ctrl-C or SIGTERM.
+pub fn serve(args: ServeArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve_async(args))
+}
+
+async fn serve_async(args: ServeArgs) -> Result<()> {
+    let store = LocalStore::open(&args.data_dir)
+        .with_context(|| format!("opening data dir {}", args.data_dir.display()))?;
+    let store = Arc::new(store);
+    let slot = Arc::new(ModelSlot::new());
+
+    let secret = read_or_create_secret(&args.data_dir.join("signing.key"))?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}:{}", display_host(&args.host), args.port));
+    let local_urls = Arc::new(HmacBlobUrls::new(secret, public_url.clone()));
+    let ports = Ports {
+        inspections: store.clone(),
+        audit: store.clone(),
+        config: store.clone(),
+        models: store.clone(),
+        users: store.clone(),
+        blobs: store.clone(),
+    };
+    let state = AppState::new(
+        ports,
+        Arc::new(TokenAuthenticator::new(store.clone())),
+        slot.clone(),
+        local_urls.clone(),
+        Some(local_urls),
+        Settings {
+            max_upload_bytes: args.max_upload_mib * 1024 * 1024,
+            ..Settings::default()
+        },
+        Arc::new(time::OffsetDateTime::now_utc),
+    );
+
+    let model_arg = args.model.clone();
+    let active = ensure_active_model(&state.ports, &slot, move || {
+        let path = default_model_path(model_arg.as_deref())?;
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let card = std::fs::read(path.with_file_name("model.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(serde_json::Value::Null);
+        Ok((bytes, card))
+    })
+    .await?;
+    tracing::info!(version = %active, "active model loaded");
+    let admin_token = bootstrap_admin(&store, &args.data_dir).await?;
+    let recovered = opti_api::ingest::recover_unrecorded(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("recovering unrecorded uploads: {e}"))?;
+    if recovered > 0 {
+        println!("recovered {recovered} upload(s) that were stored but not recorded");
+    }
+
+    let mut app: Router = opti_api::routes::router_without_fallback(state.clone());
+    match find_web_dir(args.web_dir.as_deref()) {
+        Some(dir) => {
+            let index = ServeFile::new(dir.join("index.html"));
+            let spa = axum::routing::get(move |req: axum::extract::Request| async move {
+                use tower::ServiceExt;
+                let wants_html = req
+                    .headers()
+                    .get(axum::http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|a| a.contains("text/html"));
+                if wants_html {
+                    index
+                        .oneshot(req)
+                        .await
+                        .map(axum::response::IntoResponse::into_response)
+                } else {
+                    Ok(axum::response::IntoResponse::into_response(
+                        opti_api::routes::not_found().await,
+                    ))
+                }
+            });
+            app = app.fallback_service(ServeDir::new(&dir).fallback(spa));
+        }
+        None => {
+            app = app.fallback(axum::routing::get(no_web_ui));
+        }
+    }
+
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .with_context(|| format!("invalid --host/--port {}:{}", args.host, args.port))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (is another server running?)"))?;
+    let base = format!("http://{}:{}", display_host(&args.host), args.port);
+    println!("Opti-Quality is running: {base}/  (API docs: {base}/docs)");
+    match &admin_token {
+        Some(token) => {
+            println!(
+                "First start: created user `admin`. Log in with this token (also saved to {}):",
+                args.data_dir.join("admin.token").display()
+            );
+            println!("{token}");
+        }
+        None => println!(
+            "Log in with the admin token in {} (or create users with `opti users add`).",
+            args.data_dir.join("admin.token").display()
+        ),
+    }
+
+    let shutdown = tokio_util_shutdown();
+    let demo = if args.demo {
+        let interval = Duration::from_secs_f64(args.demo_interval.max(0.05));
+        println!(
+            "Demo: camera `{}` uploads a simulated part every {:.1} s.",
+            crate::demo::DEMO_CAMERA,
+            interval.as_secs_f64()
+        );
+        Some(tokio::spawn(crate::demo::run(
+            state.clone(),
+            args.demo_seed,
+            interval,
+        )))
+    } else {
+        None
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("server failed")?;
+    if let Some(d) = demo {
+        d.abort();
+    }
+    println!("stopped; data kept in {}", args.data_dir.display());
+    Ok(())
+}
+
+fn display_host(host: &str) -> &str {
+    if host == "0.0.0.0" || host == "127.0.0.1" {
+        "localhost"
+    } else {
+        host
+    }
+}
+
+async fn no_web_ui() -> axum::response::Html<&'static str> {
+    axum::response::Html(
+        "<!doctype html><title>Opti-Quality</title><body style=\"font-family:sans-serif;background:#111;color:#eee\">\
+         <h1>Opti-Quality</h1><p>The web UI is not built (web/dist is missing). \
+         The API is up: see <a style=\"color:#8cf\" href=\"/docs\">/docs</a>.</p></body>",
+    )
+}
+
+/// Resolves when the process gets Ctrl-C or SIGTERM.
+async fn tokio_util_shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    println!("shutting down…");
+}
+
+/// At first start (no users at all) creates `admin` and saves its token, readable by
+/// the owner only. Returns the new token, or `None` when users already exist.
+async fn bootstrap_admin(store: &LocalStore, data_dir: &Path) -> Result<Option<String>> {
+    if !store.list_users().await?.is_empty() {
+        return Ok(None);
+    }
+    let (_, token) = add_user(store, "admin", Role::Admin, time::OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the admin user: {e}"))?;
+    write_private(
+        &data_dir.join("admin.token"),
+        format!("{token}\n").as_bytes(),
+    )?;
+    Ok(Some(token))
+}

@@ -1,0 +1,474 @@
+//! The YOLO detector: an Ultralytics-exported ONNX model run by tract, with the
+//! pre-processing (letterbox, RGB 0..1 NCHW) and post-processing (candidates, NMS,
+//! boxes mapped back to the original image) that make it answer like Ultralytics'
+//! `predict`. Class names and input size come from the model's metadata.
+//!
+//! Each stage is a public method so that a benchmark can time decode, preprocess,
+//! inference and postprocess separately; [`Detector::inspect_bytes`] runs them all.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use opti_core::{ClassNames, Detection, ImageStats, ModelOutput};
+use tract_onnx::prelude::*;
+
+use crate::decode::{decode_bytes, DecodeError, DecodeLimits, ImageKind};
+use crate::letterbox::{letterbox, to_nchw, LetterboxGeometry};
+use crate::metadata::{parse_imgsz, parse_names, MetadataError};
+use crate::postprocess::{candidates, end_to_end, nms, NmsOptions, OutputLayout};
+use crate::stats::image_stats;
+
+/// Why a model could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The file is missing or unreadable.
+    #[error("cannot read model {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// tract could not parse, type or optimise the graph.
+    #[error("cannot load ONNX model {path}: {message}")]
+    Onnx { path: PathBuf, message: String },
+    /// A metadata entry Ultralytics writes (`names`, `imgsz`) is absent.
+    #[error("model {path} has no `{key}` metadata (is it an Ultralytics export?)")]
+    MissingMetadata { path: PathBuf, key: &'static str },
+    /// A metadata entry is present but cannot be read.
+    #[error("model {path}: {source}")]
+    BadMetadata {
+        path: PathBuf,
+        source: MetadataError,
+    },
+    /// The output is neither `[1, 4 + nc, N]` nor `[1, K, 6]`, or disagrees with `names`.
+    #[error("model {path} has an unsupported output shape {shape:?}: {reason}")]
+    UnsupportedOutput {
+        path: PathBuf,
+        shape: Vec<usize>,
+        reason: String,
+    },
+}
+
+/// Why running the model on an image failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    /// tract failed while running the plan.
+    #[error("inference failed: {0}")]
+    Run(String),
+    /// The output does not have the shape the model declared.
+    #[error("model output has {got} values, expected {expected}")]
+    OutputSize { got: usize, expected: usize },
+    /// The model produced a class id it has no name for.
+    #[error("model produced class id {id} but names only {count} classes")]
+    UnknownClass { id: usize, count: usize },
+}
+
+/// Anything that can go wrong between bytes and detections.
+#[derive(Debug, thiserror::Error)]
+pub enum VisionError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+}
+
+/// Knobs of the detector. Defaults are Ultralytics predict's (conf 0.25, IoU 0.7, 300 boxes).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DetectorOptions {
+    pub nms: NmsOptions,
+    pub decode_limits: DecodeLimits,
+    /// Leave tract's `ConcatThenEinsum` declutter pass out of the optimisation (an
+    /// experiment for the speed work; off by default).
+    pub skip_concat_then_einsum: bool,
+}
+
+/// What the model file says about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    /// Class names, by class id, from the `names` metadata.
+    pub names: ClassNames,
+    /// Model input width and height in pixels, from the `imgsz` metadata.
+    pub input_width: u32,
+    pub input_height: u32,
+    pub layout: OutputLayout,
+    /// Every `metadata_props` entry of the ONNX file (`version`, `date`, `task`, …).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Time spent in each stage of one inspection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StageTimings {
+    pub decode: Duration,
+    pub preprocess: Duration,
+    pub inference: Duration,
+    pub postprocess: Duration,
+}
+
+impl StageTimings {
+    /// Sum of the stages.
+    pub fn total(&self) -> Duration {
+        self.decode + self.preprocess + self.inference + self.postprocess
+    }
+}
+
+/// A letterboxed image ready for the model, and where the original sits in it.
+#[derive(Debug, Clone)]
+pub struct Preprocessed {
+    pub input: Tensor,
+    pub geometry: LetterboxGeometry,
+}
+
+/// The model's raw output: `[1, 4 + nc, N]` or `[1, K, 6]`, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawOutput {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Everything one image yields: detections, image statistics, timings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    pub output: ModelOutput,
+    pub stats: ImageStats,
+    pub kind: ImageKind,
+    pub timings: StageTimings,
+}
+
+/// A loaded, optimised YOLO model with its pre- and post-processing. Cheap to share
+/// between threads (`Arc` inside); each call runs its own state.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    plan: Arc<TypedRunnableModel>,
+    info: Arc<ModelInfo>,
+    options: DetectorOptions,
+}
+
+impl Detector {
+    /// Loads an Ultralytics ONNX export: reads `names` and `imgsz` from its metadata,
+    /// fixes the input to `[1, 3, h, w]` f32, optimises it and makes it runnable.
+    pub fn load(path: &Path, options: DetectorOptions) -> Result<Self, ModelError> {
+        let onnx_err = |e: TractError| ModelError::Onnx {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        };
+        std::fs::metadata(path).map_err(|source| ModelError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let model = tract_onnx::onnx().model_for_path(path).map_err(onnx_err)?;
+        let metadata = read_metadata(&model);
+        let get = |key: &'static str| {
+            metadata
+                .get(key)
+                .ok_or_else(|| ModelError::MissingMetadata {
+                    path: path.to_owned(),
+                    key,
+                })
+        };
+        let bad = |source| ModelError::BadMetadata {
+            path: path.to_owned(),
+            source,
+        };
+        let names = parse_names(get("names")?).map_err(bad)?;
+        let (input_height, input_width) = parse_imgsz(get("imgsz")?).map_err(bad)?;
+
+        let fact = f32::fact([1, 3, input_height as usize, input_width as usize]);
+        let model = model.with_input_fact(0, fact.into()).map_err(onnx_err)?;
+        let mut typed = model.into_typed().map_err(onnx_err)?;
+        if options.skip_concat_then_einsum {
+            let mut declutter = tract_onnx::tract_core::optim::Optimizer::declutter();
+            declutter
+                .passes
+                .retain(|p| !format!("{p:?}").starts_with("ConcatThenEinsum"));
+            declutter.optimize(&mut typed).map_err(onnx_err)?;
+        } else {
+            typed.declutter().map_err(onnx_err)?;
+        }
+        typed.optimize().map_err(onnx_err)?;
+
+        let shape: Vec<usize> = typed
+            .output_fact(0)
+            .map_err(onnx_err)?
+            .shape
+            .as_concrete()
+            .map(<[usize]>::to_vec)
+            .ok_or_else(|| ModelError::UnsupportedOutput {
+                path: path.to_owned(),
+                shape: vec![],
+                reason: "output shape is not fixed".into(),
+            })?;
+        let end2end_meta = metadata
+            .get("end2end")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let layout = infer_layout(&shape, names.len(), end2end_meta).map_err(|reason| {
+            ModelError::UnsupportedOutput {
+                path: path.to_owned(),
+                shape: shape.clone(),
+                reason,
+            }
+        })?;
+        let plan = typed.into_runnable().map_err(onnx_err)?;
+        Ok(Self {
+            plan,
+            info: Arc::new(ModelInfo {
+                path: path.to_owned(),
+                names: ClassNames(names),
+                input_width,
+                input_height,
+                layout,
+                metadata,
+            }),
+            options,
+        })
+    }
+
+    /// What the model says about itself.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The options it was loaded with.
+    pub fn options(&self) -> &DetectorOptions {
+        &self.options
+    }
+
+    /// Letterboxes a decoded image into the model's input tensor.
+    pub fn preprocess(&self, image: &RgbImage) -> Result<Preprocessed, InferenceError> {
+        let (boxed, geometry) = letterbox(image, self.info.input_width, self.info.input_height);
+        Ok(Preprocessed {
+            input: self.tensor_from_letterboxed(&boxed)?,
+            geometry,
+        })
+    }
+
+    /// The input tensor of an image that is already letterboxed to the model size.
+    pub fn tensor_from_letterboxed(&self, boxed: &RgbImage) -> Result<Tensor, InferenceError> {
+        let (w, h) = (boxed.width() as usize, boxed.height() as usize);
+        let mut data = vec![0f32; 3 * w * h];
+        to_nchw(boxed, &mut data);
+        tract_ndarray::Array4::from_shape_vec((1, 3, h, w), data)
+            .map(|a| a.into_tensor())
+            .map_err(|e| InferenceError::Run(format!("input tensor: {e}")))
+    }
+
+    /// Runs the model on an input tensor.
+    pub fn infer(&self, input: Tensor) -> Result<RawOutput, InferenceError> {
+        let outputs = self
+            .plan
+            .run(tvec!(input.into_tvalue()))
+            .map_err(|e| InferenceError::Run(format!("{e:#}")))?;
+        let out = outputs
+            .first()
+            .ok_or_else(|| InferenceError::Run("model returned no output".into()))?;
+        let view = out
+            .to_plain_array_view::<f32>()
+            .map_err(|e| InferenceError::Run(format!("{e:#}")))?;
+        let raw = RawOutput {
+            shape: view.shape().to_vec(),
+            data: view.iter().copied().collect(),
+        };
+        let expected = self.info.layout.len();
+        if raw.data.len() != expected {
+            return Err(InferenceError::OutputSize {
+                got: raw.data.len(),
+                expected,
+            });
+        }
+        Ok(raw)
+    }
+
+    /// Candidates, NMS and mapping to normalised original-image boxes; also the strongest
+    /// score over all anchors (before the floor) for routing.
+    pub fn postprocess(
+        &self,
+        raw: &RawOutput,
+        geometry: &LetterboxGeometry,
+    ) -> Result<ModelOutput, InferenceError> {
+        self.postprocess_with(raw, geometry, &self.options.nms)
+    }
+
+    /// [`Detector::postprocess`] with other thresholds (e.g. a lower floor).
+    pub fn postprocess_with(
+        &self,
+        raw: &RawOutput,
+        geometry: &LetterboxGeometry,
+        opts: &NmsOptions,
+    ) -> Result<ModelOutput, InferenceError> {
+        let layout = self.info.layout;
+        let (cands, peak) = candidates(&raw.data, layout, opts.conf);
+        let kept = match layout {
+            OutputLayout::Anchors { .. } => nms(cands, opts),
+            OutputLayout::EndToEnd { .. } => end_to_end(cands, opts),
+        };
+        let names = &self.info.names;
+        let name = |id: usize| {
+            names
+                .name(id)
+                .map(str::to_owned)
+                .ok_or(InferenceError::UnknownClass {
+                    id,
+                    count: names.len(),
+                })
+        };
+        let detections = kept
+            .into_iter()
+            .map(|c| {
+                Ok(Detection {
+                    class: name(c.class)?,
+                    confidence: c.score,
+                    bbox: geometry.to_original_normalised(c.bbox),
+                })
+            })
+            .collect::<Result<Vec<_>, InferenceError>>()?;
+        let max_class = peak.class.map(name).transpose()?;
+        Ok(ModelOutput {
+            detections,
+            max_score: peak.score,
+            max_class,
+        })
+    }
+
+    /// Preprocess, infer and postprocess a decoded image.
+    pub fn detect(&self, image: &RgbImage) -> Result<(ModelOutput, StageTimings), InferenceError> {
+        let t0 = Instant::now();
+        let pre = self.preprocess(image)?;
+        let t1 = Instant::now();
+        let raw = self.infer(pre.input)?;
+        let t2 = Instant::now();
+        let output = self.postprocess(&raw, &pre.geometry)?;
+        let t3 = Instant::now();
+        Ok((
+            output,
+            StageTimings {
+                decode: Duration::ZERO,
+                preprocess: t1 - t0,
+                inference: t2 - t1,
+                postprocess: t3 - t2,
+            },
+        ))
+    }
+
+    /// The whole pipeline on an uploaded file's bytes: hardened decode, image
+    /// statistics, detection.
+    pub fn inspect_bytes(&self, bytes: &[u8]) -> Result<Analysis, VisionError> {
+        let t0 = Instant::now();
+        let decoded = decode_bytes(bytes, &self.options.decode_limits)?;
+        let decode = t0.elapsed();
+        let stats = image_stats(&decoded.rgb);
+        let (output, mut timings) = self.detect(&decoded.rgb)?;
+        timings.decode = decode;
+        Ok(Analysis {
+            output,
+            stats,
+            kind: decoded.kind,
+            timings,
+        })
+    }
+
+    /// [`Detector::inspect_bytes`] on a file, read with the byte cap.
+    pub fn inspect_file(&self, path: &Path) -> Result<Analysis, VisionError> {
+        let t0 = Instant::now();
+        let bytes = crate::decode::read_limited(path, &self.options.decode_limits)?;
+        let read = t0.elapsed();
+        let mut analysis = self.inspect_bytes(&bytes)?;
+        analysis.timings.decode += read;
+        Ok(analysis)
+    }
+}
+
+fn read_metadata(model: &InferenceModel) -> BTreeMap<String, String> {
+    const PREFIX: &str = "onnx.metadata_props.";
+    model
+        .properties
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix(PREFIX)?;
+            let value = v
+                .try_as_plain_ram()
+                .ok()?
+                .to_scalar::<String>()
+                .ok()?
+                .clone();
+            Some((key.to_owned(), value))
+        })
+        .collect()
+}
+
+/// Decides the output layout from its shape. `[1, 4 + nc, N]` when the second axis
+/// matches the class count; `[1, K, 6]` for end-to-end heads (preferred when the
+/// metadata says `end2end`, which also settles the nc = 2 ambiguity).
+fn infer_layout(shape: &[usize], nc: usize, end2end: bool) -> Result<OutputLayout, String> {
+    let &[batch, a, b] = shape else {
+        return Err("expected 3 axes".into());
+    };
+    if batch != 1 {
+        return Err("expected batch size 1".into());
+    }
+    let e2e = b == 6 && a > 0;
+    let anchors = a == 4 + nc && b > 0;
+    match (e2e, anchors) {
+        (true, true) if end2end => Ok(OutputLayout::EndToEnd { rows: a }),
+        (true, false) => Ok(OutputLayout::EndToEnd { rows: a }),
+        (_, true) => Ok(OutputLayout::Anchors {
+            num_classes: nc,
+            num_anchors: b,
+        }),
+        (false, false) => Err(format!(
+            "neither [1, 4 + {nc} classes, N] nor [1, K, 6]; do `names` match the head?"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_are_recognised_from_shape_and_class_count() {
+        assert_eq!(
+            infer_layout(&[1, 8, 2100], 4, false),
+            Ok(OutputLayout::Anchors {
+                num_classes: 4,
+                num_anchors: 2100
+            })
+        );
+        assert_eq!(
+            infer_layout(&[1, 300, 6], 4, true),
+            Ok(OutputLayout::EndToEnd { rows: 300 })
+        );
+        assert_eq!(
+            infer_layout(&[1, 300, 6], 4, false),
+            Ok(OutputLayout::EndToEnd { rows: 300 })
+        );
+        // nc = 2 makes [1, 6, 6] ambiguous; the metadata decides.
+        assert_eq!(
+            infer_layout(&[1, 6, 6], 2, true),
+            Ok(OutputLayout::EndToEnd { rows: 6 })
+        );
+        assert!(infer_layout(&[1, 84, 2100], 4, false).is_err());
+        assert!(infer_layout(&[2, 8, 2100], 4, false).is_err());
+        assert!(infer_layout(&[8, 2100], 4, false).is_err());
+    }
+
+    #[test]
+    fn missing_model_file_is_an_io_error() {
+        let err = Detector::load(
+            Path::new("/nonexistent/model.onnx"),
+            DetectorOptions::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ModelError::Io { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_onnx_is_a_clear_load_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("model.onnx");
+        std::fs::write(&path, b"definitely not protobuf \xff\xff\xff").expect("write");
+        let err = Detector::load(&path, DetectorOptions::default()).unwrap_err();
+        assert!(matches!(err, ModelError::Onnx { .. }), "{err}");
+    }
+}

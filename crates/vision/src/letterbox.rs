@@ -1,0 +1,316 @@
+//! Letterbox exactly as Ultralytics' `LetterBox` (ultralytics/data/augment.py, 8.4):
+//! scale to fit keeping the aspect ratio, centre, pad with grey 114. The resize is a
+//! bit-exact port of OpenCV's `cv2.resize(..., INTER_LINEAR)` for 8-bit images (11-bit
+//! fixed-point weights, half-pixel centres, edge clamping, the 2× fast path), and the
+//! rounding of sizes and padding follows Python's `round` (ties to even), so the model
+//! sees the same tensor as under Ultralytics' own predict.
+
+use image::RgbImage;
+
+/// Grey value of the padding, as Ultralytics uses.
+pub const PAD_VALUE: u8 = 114;
+
+/// Where the original image sits inside the model input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LetterboxGeometry {
+    /// Original image size.
+    pub src_width: u32,
+    pub src_height: u32,
+    /// Model input size.
+    pub dst_width: u32,
+    pub dst_height: u32,
+    /// Size of the resized image inside the padding.
+    pub new_width: u32,
+    pub new_height: u32,
+    /// Padding on the left and top, in model-input pixels.
+    pub left: u32,
+    pub top: u32,
+}
+
+/// Python 3 `round()` of a non-negative float: halves go to the even neighbour.
+fn py_round(x: f64) -> i64 {
+    x.round_ties_even() as i64
+}
+
+impl LetterboxGeometry {
+    /// The geometry `LetterBox(new_shape=(dst_h, dst_w), auto=False, center=True,
+    /// scaleup=True)` computes for a `src_w × src_h` image.
+    pub fn new(src_width: u32, src_height: u32, dst_width: u32, dst_height: u32) -> Self {
+        let (sw, sh) = (f64::from(src_width), f64::from(src_height));
+        let (dw, dh) = (f64::from(dst_width), f64::from(dst_height));
+        let r = (dh / sh).min(dw / sw);
+        let new_width = py_round(sw * r).max(1) as u32;
+        let new_height = py_round(sh * r).max(1) as u32;
+        let pad_w = (f64::from(dst_width) - f64::from(new_width)) / 2.0;
+        let pad_h = (f64::from(dst_height) - f64::from(new_height)) / 2.0;
+        let left = py_round(pad_w - 0.1).max(0) as u32;
+        let top = py_round(pad_h - 0.1).max(0) as u32;
+        Self {
+            src_width,
+            src_height,
+            dst_width,
+            dst_height,
+            new_width,
+            new_height,
+            left,
+            top,
+        }
+    }
+
+    /// Horizontal scale from original to model-input pixels (`new_width / src_width`).
+    pub fn gain_x(&self) -> f64 {
+        f64::from(self.new_width) / f64::from(self.src_width)
+    }
+
+    /// Vertical scale from original to model-input pixels.
+    pub fn gain_y(&self) -> f64 {
+        f64::from(self.new_height) / f64::from(self.src_height)
+    }
+
+    /// Maps a box `[x1, y1, x2, y2]` in model-input pixels to the original image,
+    /// normalised to `[0, 1]` and clipped (what Ultralytics' `scale_boxes` + `clip_boxes`
+    /// do, then divided by the original size).
+    pub fn to_original_normalised(&self, b: [f32; 4]) -> [f32; 4] {
+        let (gx, gy) = (self.gain_x(), self.gain_y());
+        let (l, t) = (f64::from(self.left), f64::from(self.top));
+        let (w, h) = (f64::from(self.src_width), f64::from(self.src_height));
+        let x = |v: f32| (((f64::from(v) - l) / gx).clamp(0.0, w) / w) as f32;
+        let y = |v: f32| (((f64::from(v) - t) / gy).clamp(0.0, h) / h) as f32;
+        [x(b[0]), y(b[1]), x(b[2]), y(b[3])]
+    }
+}
+
+/// Letterboxes an RGB image to `dst_width × dst_height` (interleaved RGB8 out).
+pub fn letterbox(src: &RgbImage, dst_width: u32, dst_height: u32) -> (RgbImage, LetterboxGeometry) {
+    let geo = LetterboxGeometry::new(src.width(), src.height(), dst_width, dst_height);
+    let resized;
+    let inner: &RgbImage = if (src.width(), src.height()) == (geo.new_width, geo.new_height) {
+        src
+    } else {
+        resized = resize_linear(src, geo.new_width, geo.new_height);
+        &resized
+    };
+    let mut out = RgbImage::from_pixel(dst_width, dst_height, image::Rgb([PAD_VALUE; 3]));
+    let row_bytes = geo.new_width as usize * 3;
+    let out_stride = dst_width as usize * 3;
+    let dst_raw: &mut [u8] = &mut out;
+    for (y, src_row) in inner.as_raw().chunks_exact(row_bytes).enumerate() {
+        let start = (geo.top as usize + y) * out_stride + geo.left as usize * 3;
+        dst_raw[start..start + row_bytes].copy_from_slice(src_row);
+    }
+    (out, geo)
+}
+
+/// Writes a letterboxed RGB8 image as an NCHW float tensor in `[0, 1]` (`out` must hold
+/// `3 × width × height` values).
+pub fn to_nchw(image: &RgbImage, out: &mut [f32]) {
+    let plane = image.width() as usize * image.height() as usize;
+    assert_eq!(out.len(), 3 * plane, "tensor buffer has the wrong size");
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, px) in image.as_raw().chunks_exact(3).enumerate() {
+        r[i] = f32::from(px[0]) / 255.0;
+        g[i] = f32::from(px[1]) / 255.0;
+        b[i] = f32::from(px[2]) / 255.0;
+    }
+}
+
+const COEF_BITS: i32 = 11;
+const COEF_SCALE: f32 = (1 << COEF_BITS) as f32;
+
+/// Per-output-pixel source index and fixed-point weights along one axis, as OpenCV's
+/// `resize` computes them for `INTER_LINEAR`.
+fn linear_taps(src_len: u32, dst_len: u32) -> Vec<(usize, i16, i16)> {
+    let scale = 1.0 / (f64::from(dst_len) / f64::from(src_len));
+    (0..dst_len)
+        .map(|d| {
+            // OpenCV computes the position in double, then stores it as float.
+            let f = ((f64::from(d) + 0.5) * scale - 0.5) as f32;
+            let mut s = f.floor() as i64;
+            let mut frac = f - s as f32;
+            if s < 0 {
+                s = 0;
+                frac = 0.0;
+            }
+            if s >= i64::from(src_len) - 1 {
+                s = i64::from(src_len) - 1;
+                frac = 0.0;
+            }
+            // saturate_cast<short>(float) rounds half to even, like lrintf.
+            let w0 = ((1.0 - frac) * COEF_SCALE).round_ties_even() as i16;
+            let w1 = (frac * COEF_SCALE).round_ties_even() as i16;
+            (s as usize, w0, w1)
+        })
+        .collect()
+}
+
+/// Vertical taps keep OpenCV's quirk: the row index is clamped when the pair of rows is
+/// fetched, but the weights are not reset at the borders.
+fn vertical_taps(src_len: u32, dst_len: u32) -> Vec<(usize, usize, i32, i32)> {
+    let scale = 1.0 / (f64::from(dst_len) / f64::from(src_len));
+    let last = i64::from(src_len) - 1;
+    (0..dst_len)
+        .map(|d| {
+            let f = ((f64::from(d) + 0.5) * scale - 0.5) as f32;
+            let s = f.floor() as i64;
+            let frac = f - s as f32;
+            let w0 = ((1.0 - frac) * COEF_SCALE).round_ties_even() as i32;
+            let w1 = (frac * COEF_SCALE).round_ties_even() as i32;
+            (
+                s.clamp(0, last) as usize,
+                (s + 1).clamp(0, last) as usize,
+                w0,
+                w1,
+            )
+        })
+        .collect()
+}
+
+/// OpenCV `INTER_LINEAR` resize of an RGB8 image, bit-exact for the paths OpenCV takes
+/// on x86 (generic fixed-point linear, and `INTER_AREA` for an exact 2× reduction).
+pub fn resize_linear(src: &RgbImage, dst_width: u32, dst_height: u32) -> RgbImage {
+    let (sw, sh) = (src.width(), src.height());
+    if sw == dst_width * 2 && sh == dst_height * 2 {
+        return halve_area(src, dst_width, dst_height);
+    }
+    let xtaps = linear_taps(sw, dst_width);
+    let ytaps = vertical_taps(sh, dst_height);
+    let src_raw = src.as_raw();
+    let src_stride = sw as usize * 3;
+    let dw = dst_width as usize;
+
+    // Horizontal pass, one source row at a time, cached for the two rows a line needs.
+    let hrow = |y: usize, buf: &mut Vec<i32>| {
+        let row = &src_raw[y * src_stride..(y + 1) * src_stride];
+        buf.clear();
+        for &(sx, w0, w1) in &xtaps {
+            let (w0, w1) = (i32::from(w0), i32::from(w1));
+            let p = sx * 3;
+            let q = if sx + 1 < sw as usize { p + 3 } else { p };
+            for c in 0..3 {
+                buf.push(i32::from(row[p + c]) * w0 + i32::from(row[q + c]) * w1);
+            }
+        }
+    };
+    let mut out = RgbImage::new(dst_width, dst_height);
+    let out_raw: &mut [u8] = &mut out;
+    let mut cache: [(usize, Vec<i32>); 2] = [
+        (usize::MAX, Vec::with_capacity(dw * 3)),
+        (usize::MAX, Vec::with_capacity(dw * 3)),
+    ];
+    for (dy, &(y0, y1, b0, b1)) in ytaps.iter().enumerate() {
+        for (slot, y) in [(0usize, y0), (1usize, y1)] {
+            if cache[slot].0 != y {
+                let other = 1 - slot;
+                if cache[other].0 == y {
+                    let v = cache[other].1.clone();
+                    cache[slot] = (y, v);
+                } else {
+                    let mut v = std::mem::take(&mut cache[slot].1);
+                    hrow(y, &mut v);
+                    cache[slot] = (y, v);
+                }
+            }
+        }
+        let (s0, s1) = (&cache[0].1, &cache[1].1);
+        let line = &mut out_raw[dy * dw * 3..(dy + 1) * dw * 3];
+        for i in 0..dw * 3 {
+            // VResizeLinear<uchar, int, short>: two products of 2^22-scaled values.
+            let v = ((b0 * (s0[i] >> 4)) >> 16) + ((b1 * (s1[i] >> 4)) >> 16) + 2;
+            line[i] = (v >> 2).clamp(0, 255) as u8;
+        }
+    }
+    out
+}
+
+/// OpenCV switches `INTER_LINEAR` to its fast `INTER_AREA` path for an exact 2× reduction:
+/// the rounded mean of each 2×2 block.
+fn halve_area(src: &RgbImage, dst_width: u32, dst_height: u32) -> RgbImage {
+    let raw = src.as_raw();
+    let stride = src.width() as usize * 3;
+    let mut out = RgbImage::new(dst_width, dst_height);
+    let out_raw: &mut [u8] = &mut out;
+    let dw = dst_width as usize;
+    for dy in 0..dst_height as usize {
+        let r0 = &raw[2 * dy * stride..];
+        let r1 = &raw[(2 * dy + 1) * stride..];
+        for dx in 0..dw {
+            for c in 0..3 {
+                let i = 2 * dx * 3 + c;
+                let sum = u32::from(r0[i])
+                    + u32::from(r0[i + 3])
+                    + u32::from(r1[i])
+                    + u32::from(r1[i + 3]);
+                out_raw[(dy * dw + dx) * 3 + c] = ((sum + 2) >> 2) as u8;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    #[test]
+    fn geometry_matches_ultralytics_for_landscape_and_portrait() {
+        // 640x480 -> 320x320: r = 0.5, new 320x240, dh = 40 split 40/40.
+        let g = LetterboxGeometry::new(640, 480, 320, 320);
+        assert_eq!(
+            (g.new_width, g.new_height, g.left, g.top),
+            (320, 240, 0, 40)
+        );
+        // 641x479: r = 320/641, new_h = round(239.126) = 239, dh = 81 -> top round(40.4) = 40.
+        let g = LetterboxGeometry::new(641, 479, 320, 320);
+        assert_eq!(
+            (g.new_width, g.new_height, g.left, g.top),
+            (320, 239, 0, 40)
+        );
+        let g = LetterboxGeometry::new(250, 1000, 320, 320);
+        assert_eq!(
+            (g.new_width, g.new_height, g.left, g.top),
+            (80, 320, 120, 0)
+        );
+    }
+
+    #[test]
+    fn python_round_sends_halves_to_even() {
+        assert_eq!(py_round(2.5), 2);
+        assert_eq!(py_round(3.5), 4);
+        assert_eq!(py_round(40.4), 40);
+    }
+
+    #[test]
+    fn letterbox_pads_with_grey_and_centres_the_image() {
+        let src = RgbImage::from_pixel(640, 320, Rgb([10, 20, 30]));
+        let (out, g) = letterbox(&src, 320, 320);
+        assert_eq!((g.new_width, g.new_height, g.top), (320, 160, 80));
+        assert_eq!(out.get_pixel(5, 5), &Rgb([114, 114, 114]));
+        assert_eq!(out.get_pixel(160, 160), &Rgb([10, 20, 30]));
+        assert_eq!(out.get_pixel(160, 79), &Rgb([114, 114, 114]));
+        assert_eq!(out.get_pixel(160, 80), &Rgb([10, 20, 30]));
+    }
+
+    #[test]
+    fn a_flat_image_stays_flat_through_any_resize() {
+        let src = RgbImage::from_pixel(97, 61, Rgb([200, 3, 77]));
+        for (w, h) in [(320, 201), (40, 25), (48, 30)] {
+            let out = resize_linear(&src, w, h);
+            assert!(out.pixels().all(|p| p == &Rgb([200, 3, 77])), "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn boxes_map_back_to_normalised_original_coordinates() {
+        let g = LetterboxGeometry::new(640, 480, 320, 320);
+        // The whole resized image spans x 0..320, y 40..280.
+        let b = g.to_original_normalised([0.0, 40.0, 320.0, 280.0]);
+        for (v, e) in b.iter().zip([0.0, 0.0, 1.0, 1.0]) {
+            assert!((v - e).abs() < 1e-6, "{b:?}");
+        }
+        // Outside the image is clipped.
+        let b = g.to_original_normalised([-10.0, 0.0, 400.0, 300.0]);
+        assert_eq!(b, [0.0, 0.0, 1.0, 1.0]);
+    }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Creates (or updates) the Python environment for the trainer and the reference runtime.
+# Usage: ensure-venv.sh VENV STAMP — STAMP names the requirements hash it was built for.
+set -euo pipefail
+venv=$1
+stamp=$2
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -x "$venv/bin/python" ]; then
+  echo "creating Python environment in $venv"
+  mkdir -p "$(dirname "$venv")"
+  python3 -m venv "$venv"
+fi
+echo "installing pinned trainer and test requirements into $venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check \
+  -r "$root/trainer/requirements.txt" -r "$root/trainer/requirements-test.txt"
+rm -f "$venv"/.opti-req-*
+touch "$stamp"
