@@ -85,7 +85,7 @@ mod tests {
 
     fn checkerboard(w: u32, h: u32, cell: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| {
-            if (x / cell + y / cell) % 2 == 0 {
+            if (x / cell + y / cell).is_multiple_of(2) {
                 Rgb([230, 230, 230])
             } else {
                 Rgb([20, 20, 20])
