@@ -87,7 +87,32 @@ def _lineage(run: Path) -> list[dict]:
         })
         source = Path(summary.get("source", ""))
         run = source.parent.parent if source.suffix == ".pt" else None
+        if source.suffix == ".pt" and (source.parent / "model.json").is_file():
+            # Fine-tuned from a packaged model folder: its model.json holds the earlier stages.
+            stages.extend(_packaged_stages(source.parent / "model.json")[::-1])
+            run = None
     return stages[::-1]
+
+
+def _packaged_stages(model_json: Path) -> list[dict]:
+    """The training stages recorded in a packaged model's ``model.json``, oldest first
+    (an early format kept one stage as ``training.from``/``args``; it is read as such)."""
+    model = json.loads(model_json.read_text())
+    training = model.get("training") or {}
+    if training.get("stages"):
+        return training["stages"]
+    if "from" not in training:
+        return []
+    clean = (model.get("metrics") or {}).get("clean_val") or {}
+    return [{
+        "run": f"{model.get('name', 'model')}@{model.get('version', '?')}",
+        "source": training.get("from"),
+        "train_seconds": training.get("train_seconds"),
+        "args": training.get("args"),
+        "clean_val": {k: clean.get(k) for k in _HEADLINE},
+        "command": _rel(f"python -m opti_trainer train --data {training.get('data', {}).get('data_yaml', 'DATA/data.yaml')} "
+                        f"--out runs/train --model {training.get('from')}"),
+    }]
 
 
 def package(run: Path, data: Path, out: Path, imgsz: int, drift_data: Path | None = None,
@@ -98,6 +123,7 @@ def package(run: Path, data: Path, out: Path, imgsz: int, drift_data: Path | Non
     best = run / "weights" / "best.pt"
     if not best.is_file():
         raise FileNotFoundError(f"{best} does not exist: has the training finished?")
+    stages = _lineage(run)  # before anything in `out` is replaced: a parent may live there
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, out / "model.pt")
     onnx_info = export_onnx(out / "model.pt", out / "model.onnx", imgsz)
@@ -124,8 +150,8 @@ def package(run: Path, data: Path, out: Path, imgsz: int, drift_data: Path | Non
             "pt": {"path": "model.pt", "bytes": (out / "model.pt").stat().st_size, "sha256": _sha256(out / "model.pt")},
         },
         "training": {
-            "device": "cpu",
-            "stages": (stages := _lineage(run)),
+            "devices": sorted({str((st.get("args") or {}).get("device", "cpu")) for st in stages}),
+            "stages": stages,
             "train_seconds_total": round(sum(st.get("train_seconds") or 0 for st in stages), 1),
             "data": _dataset_entry(data),
         },

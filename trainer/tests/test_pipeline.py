@@ -101,3 +101,24 @@ def test_moved_dataset_is_found_beside_its_yaml(tiny_dataset: Path, tmp_path: Pa
     assert fixed != moved
     assert Path(yaml.safe_load(fixed.read_text())["path"]) == tiny_dataset.parent
     assert resolve_data_yaml(tiny_dataset, tmp_path) == tiny_dataset.resolve()
+
+
+def test_fine_tune_of_a_packaged_model_keeps_its_lineage(tmp_path: Path):
+    """A run fine-tuned from models/<name>/model.pt lists the packaged model's own stages
+    first, so model.json tells the whole story of the weights."""
+    from opti_trainer.package import _lineage
+
+    parent = tmp_path / "models" / "default"
+    parent.mkdir(parents=True)
+    (parent / "model.json").write_text(json.dumps({"training": {"stages": [
+        {"run": "stage-1", "source": "yolo11n.yaml", "command": "python -m opti_trainer train ..."},
+    ]}}))
+    run = tmp_path / "runs" / "stage-2"
+    run.mkdir(parents=True)
+    (run / "train_summary.json").write_text(json.dumps({
+        "source": str(parent / "model.pt"), "train_seconds": 1.0,
+        "args": {"data": "d.yaml", "epochs": 1}, "metrics": {"recall": 0.9},
+    }))
+    stages = _lineage(run)
+    assert [s["run"] for s in stages] == ["stage-1", "stage-2"]
+    assert stages[1]["clean_val"]["recall"] == 0.9
