@@ -3,6 +3,7 @@
 //! contract is the table in shared/DESIGN.md; `/openapi.json` is generated from this code.
 
 pub mod auth;
+pub mod drift;
 pub mod error;
 pub mod ingest;
 pub mod model;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use opti_core::ports::{
-    AuditLog, BlobStore, ConfigStore, InspectionStore, ModelRegistry, UserStore,
+    AuditLog, BlobStore, ConfigStore, DriftHistory, InspectionStore, ModelRegistry, UserStore,
 };
 use opti_core::types::{AuditAction, AuditEvent};
 use time::OffsetDateTime;
@@ -33,6 +34,8 @@ pub struct Ports {
     pub models: Arc<dyn ModelRegistry>,
     pub users: Arc<dyn UserStore>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Stored drift evaluations (`GET /drift/history`, the scheduled evaluation).
+    pub drift: Arc<dyn DriftHistory>,
 }
 
 /// The current time; tests swap in a clock they control (lease expiry).

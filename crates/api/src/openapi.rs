@@ -45,6 +45,8 @@ impl Modify for BearerAuth {
         inspections::release,
         inspections::review,
         insights::drift,
+        insights::drift_history,
+        insights::drift_evaluate,
         insights::stats,
         admin::get_config,
         admin::put_config,

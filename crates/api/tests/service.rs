@@ -187,6 +187,8 @@ fn roles_see_only_their_routes() {
             &["reviewer", "admin"],
         ),
         ("GET", "/drift/".into(), &["reviewer", "admin"]),
+        ("GET", "/drift/history".into(), &["reviewer", "admin"]),
+        ("POST", "/drift/evaluate".into(), &["admin"]),
         ("GET", "/stats".into(), &["reviewer", "admin"]),
         ("GET", "/config".into(), &["reviewer", "admin"]),
         ("PUT", "/config".into(), &["admin"]),
@@ -767,4 +769,100 @@ fn a_model_that_does_not_load_is_refused_and_the_active_one_stays() {
     let camera = server.token("camera");
     let (_, up) = server.upload(&camera, &sim_image(33), "p.jpg", None);
     assert_eq!(up["model_version"], active.as_str());
+}
+
+#[test]
+fn scheduled_drift_evaluation_records_each_window_once_and_alerts_once_per_episode() {
+    let server = TestServer::start();
+    let admin = server.admin_token.clone();
+    let (s, _) = server.put_json(
+        &admin,
+        "/config",
+        &json!({"drift": {"baseline_window": 4, "recent_window": 3, "min_samples": 3, "tolerance": 0.1}}),
+    );
+    assert_eq!(s, 200);
+    // Given a confident baseline and an unsure recent window on line-a…
+    for (minute, c) in [0.9, 0.9, 0.8, 0.8, 0.5, 0.5, 0.5].iter().enumerate() {
+        server.insert_inspection("line-a", *c, minute as i64);
+    }
+    // …when the scheduled evaluation runs, it stores a record and opens the episode.
+    let (s, first) = server.post_json(&admin, "/drift/evaluate", &json!({}));
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(first["recorded"], true, "{first}");
+    let raised: Vec<&str> = first["raised"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    assert!(raised.contains(&"overall/confidence.mean_drop"), "{first}");
+    assert!(
+        raised.contains(&"camera:line-a/confidence.mean_drop"),
+        "{first}"
+    );
+    // Running again on the same data stores nothing (idempotent per window).
+    let (_, again) = server.post_json(&admin, "/drift/evaluate", &json!({}));
+    assert_eq!(again["recorded"], false, "{again}");
+    // New data, same episode: a record, but no second alert.
+    server.insert_inspection("line-a", 0.45, 10);
+    let (_, second) = server.post_json(&admin, "/drift/evaluate", &json!({}));
+    assert_eq!(second["recorded"], true, "{second}");
+    assert_eq!(second["raised"], json!([]), "{second}");
+    assert!(second["open"]
+        .as_array()
+        .is_some_and(|o| o.iter().any(|v| v == "overall/confidence.mean_drop")));
+    // The line recovers: the episode closes.
+    for m in 11..14 {
+        server.insert_inspection("line-a", 0.85, m);
+    }
+    let (_, third) = server.post_json(&admin, "/drift/evaluate", &json!({}));
+    assert!(
+        third["cleared"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|v| v == "overall/confidence.mean_drop")),
+        "{third}"
+    );
+    // One audit event for the one alert.
+    let (_, audit) = server.get(&admin, "/audit?action=drift_alert");
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(1), "{audit}");
+    assert_eq!(audit["items"][0]["actor"], "system:drift");
+
+    // The history lists the three records newest first, as reports with evaluated_at.
+    let reviewer = server.token("reviewer");
+    let (s, page) = server.get(&reviewer, "/drift/history?limit=2");
+    assert_eq!(s, 200, "{page}");
+    let items = page["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["id"], third["id"]);
+    assert_eq!(items[1]["id"], second["id"]);
+    for item in &items {
+        for field in [
+            "evaluated_at",
+            "drift_detected",
+            "drift_score",
+            "signals",
+            "episodes",
+        ] {
+            assert!(item.get(field).is_some(), "{field} missing: {item}");
+        }
+    }
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let (_, rest) = server.get(
+        &reviewer,
+        &format!("/drift/history?limit=2&cursor={cursor}"),
+    );
+    assert_eq!(rest["items"].as_array().map(Vec::len), Some(1), "{rest}");
+    assert_eq!(rest["items"][0]["id"], first["id"]);
+    assert_eq!(rest["next_cursor"], Value::Null);
+
+    // Bad input is a 4xx, and cameras may not read it nor reviewers trigger it.
+    let (s, e) = server.get(&reviewer, "/drift/history?cursor=garbage");
+    assert_eq!(s, 400, "{e}");
+    let (s, _) = server.get(&reviewer, "/drift/history?limit=0");
+    assert_eq!(s, 400);
+    let (s, _) = server.get(&server.token("camera"), "/drift/history");
+    assert_eq!(s, 403);
+    let (s, _) = server.post_json(&reviewer, "/drift/evaluate", &json!({}));
+    assert_eq!(s, 403);
 }

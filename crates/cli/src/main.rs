@@ -3,6 +3,8 @@
 
 mod bench;
 mod demo;
+mod drift_bench;
+mod drift_watch;
 mod inspect;
 mod serve;
 mod simulate;
@@ -33,6 +35,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Benchmark the detector: per-stage latency, load time, peak memory, throughput.
     Bench(bench::BenchArgs),
+    /// Benchmark drift analytics on the simulated line: false-alarm rate on an unchanged
+    /// line and detection delay per drift knob.
+    DriftBench(drift_bench::DriftBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,5 +55,6 @@ fn main() -> anyhow::Result<()> {
         Command::Users(cmd) => serve::users(cmd),
         Command::Inspect(args) => inspect::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::DriftBench(args) => drift_bench::run(args),
     }
 }

@@ -49,6 +49,14 @@ pub struct ServeArgs {
     /// Largest accepted upload, in MiB.
     #[arg(long, default_value_t = 20)]
     pub max_upload_mib: usize,
+    /// Seconds between scheduled drift evaluations (0: off). Each window with new data
+    /// stores a report in the drift history; a new alarm episode is logged and sent to
+    /// `--drift-webhook`.
+    #[arg(long, default_value_t = 300, env = "OPTI_DRIFT_INTERVAL")]
+    pub drift_interval: u64,
+    /// URL that gets a JSON POST when a drift alarm episode opens (once per episode).
+    #[arg(long, env = "OPTI_DRIFT_WEBHOOK")]
+    pub drift_webhook: Option<String>,
 }
 
 /// Options of `opti users add`.
@@ -180,6 +188,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
 }
 
 async fn serve_async(args: ServeArgs) -> Result<()> {
+    if let Some(url) = &args.drift_webhook {
+        crate::drift_watch::check_webhook(url)?;
+    }
     let store = LocalStore::open(&args.data_dir)
         .with_context(|| format!("opening data dir {}", args.data_dir.display()))?;
     let store = Arc::new(store);
@@ -198,6 +209,7 @@ async fn serve_async(args: ServeArgs) -> Result<()> {
         models: store.clone(),
         users: store.clone(),
         blobs: store.clone(),
+        drift: store.clone(),
     };
     let state = AppState::new(
         ports,
@@ -299,11 +311,21 @@ async fn serve_async(args: ServeArgs) -> Result<()> {
     } else {
         None
     };
+    let drift = (args.drift_interval > 0).then(|| {
+        tokio::spawn(crate::drift_watch::run(
+            state.clone(),
+            Duration::from_secs(args.drift_interval),
+            args.drift_webhook.clone(),
+        ))
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("server failed")?;
     if let Some(d) = demo {
+        d.abort();
+    }
+    if let Some(d) = drift {
         d.abort();
     }
     println!("stopped; data kept in {}", args.data_dir.display());

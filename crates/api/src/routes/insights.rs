@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use axum::extract::{Query, State};
 use axum::Json;
-use opti_core::drift::{drift_report, DriftReport};
-use opti_core::ports::{InspectionOrder, InspectionQuery, MAX_PAGE};
+use opti_core::drift::{DriftRecord, DriftReport};
+use opti_core::ports::{DriftQuery, InspectionOrder, InspectionQuery, MAX_PAGE};
 use opti_core::types::{Decision, Inspection, Role, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -59,9 +59,11 @@ pub struct DriftParams {
     pub camera_id: Option<String>,
 }
 
-/// Drift of decision confidence: recent window against baseline (see docs/drift.md).
+/// Drift now: every signal (decision confidence, image statistics, override and audit
+/// miss rates, class mix) for the whole line and each recently active camera, or for one
+/// camera with `camera_id` (see docs/drift.md).
 #[utoipa::path(get, path = "/drift/", tag = "insights", params(DriftParams),
-    responses((status = 200, body = DriftReport, description = "`{drift_detected, drift_score, recent_avg, baseline_avg, …}`"),
+    responses((status = 200, body = DriftReport, description = "`{drift_detected, drift_score, recent_avg, baseline_avg, …, signals}`"),
         (status = 400), (status = 401), (status = 403)),
     security(("bearer" = [])))]
 pub async fn drift(
@@ -71,47 +73,88 @@ pub async fn drift(
 ) -> ApiResult<Json<DriftReport>> {
     caller.require(&[Role::Reviewer], "read drift analytics")?;
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let cfg = state.ports.config.get_config().await?.value.drift;
-    let base_query = InspectionQuery {
-        camera_id: p.camera_id.filter(|c| !c.is_empty()),
-        ..InspectionQuery::default()
-    };
-    let recent_n = cfg.recent_window as usize;
-    let base_n = cfg.baseline_window as usize;
-    let newest = collect(
-        &state,
-        InspectionQuery {
-            order: InspectionOrder::Newest,
-            ..base_query.clone()
+    let camera = p.camera_id.filter(|c| !c.is_empty());
+    let eval = crate::drift::evaluate_now(&state, camera.as_deref()).await?;
+    Ok(Json(eval.report))
+}
+
+/// Query of `GET /drift/history`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DriftHistoryParams {
+    /// Page size, 1..=500 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of stored drift evaluations, newest first.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DriftHistoryPage {
+    pub items: Vec<DriftRecord>,
+    pub next_cursor: Option<String>,
+}
+
+/// The stored drift evaluations (the scheduled ones), newest first: each is a report
+/// plus `id`, `evaluated_at`, `window_key` and the alarm `episodes` after it.
+#[utoipa::path(get, path = "/drift/history", tag = "insights", params(DriftHistoryParams),
+    responses((status = 200, body = DriftHistoryPage), (status = 400), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn drift_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Result<Query<DriftHistoryParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<DriftHistoryPage>> {
+    caller.require(&[Role::Reviewer], "read drift history")?;
+    let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = p.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be in 1..={MAX_PAGE}"
+        )));
+    }
+    let page = state
+        .ports
+        .drift
+        .list_drift_records(&DriftQuery {
+            limit,
+            cursor: p.cursor.filter(|c| !c.is_empty()),
+        })
+        .await?;
+    Ok(Json(DriftHistoryPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Runs the scheduled drift evaluation now (admin): stores a record unless the data is
+/// unchanged since the latest one; `raised` lists the alarm episodes it opened.
+#[utoipa::path(post, path = "/drift/evaluate", tag = "insights",
+    responses((status = 200, description = "`{\"recorded\": bool, \"id\", \"raised\": [...], \"open\": [...]}`"),
+        (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn drift_evaluate(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<serde_json::Value>> {
+    caller.require(&[], "run a drift evaluation")?;
+    use crate::drift::EvaluationOutcome as O;
+    Ok(Json(
+        match crate::drift::evaluate_and_record(&state).await? {
+            O::Recorded(r) => json!({
+                "recorded": true,
+                "id": r.id,
+                "raised": r.episodes.raised,
+                "open": r.episodes.open,
+                "cleared": r.episodes.cleared,
+            }),
+            O::Unchanged { latest_id } => {
+                json!({"recorded": false, "id": latest_id, "reason": "no new data since the latest evaluation"})
+            }
+            O::AlreadyRecorded { id } => {
+                json!({"recorded": false, "id": id, "reason": "this window was already evaluated"})
+            }
         },
-        recent_n + if cfg.trailing { base_n } else { 0 },
-    )
-    .await?;
-    let recent: Vec<&Inspection> = newest.iter().take(recent_n).collect();
-    let recent_ids: HashSet<&str> = recent.iter().map(|i| i.id.as_str()).collect();
-    let baseline: Vec<Inspection> = if cfg.trailing {
-        newest.iter().skip(recent_n).cloned().collect()
-    } else {
-        collect(
-            &state,
-            InspectionQuery {
-                order: InspectionOrder::Oldest,
-                ..base_query
-            },
-            base_n,
-        )
-        .await?
-        .into_iter()
-        .filter(|i| !recent_ids.contains(i.id.as_str()))
-        .collect()
-    };
-    let conf = |v: &[&Inspection]| v.iter().map(|i| i.confidence).collect::<Vec<f32>>();
-    let baseline_refs: Vec<&Inspection> = baseline.iter().collect();
-    Ok(Json(drift_report(
-        &conf(&baseline_refs),
-        &conf(&recent),
-        &cfg,
-    )))
+    ))
 }
 
 /// Counts and rates for the dashboard.

@@ -41,6 +41,8 @@ pub fn router_without_fallback(state: AppState) -> Router {
         .route("/inspections/{id}/review", post(inspections::review))
         .route("/drift/", get(insights::drift))
         .route("/drift", get(insights::drift))
+        .route("/drift/history", get(insights::drift_history))
+        .route("/drift/evaluate", post(insights::drift_evaluate))
         .route("/stats", get(insights::stats))
         .route("/config", get(admin::get_config).put(admin::put_config))
         .route("/audit", get(admin::audit))

@@ -128,6 +128,7 @@ impl TestServer {
             models: self.store.clone(),
             users: self.store.clone(),
             blobs: self.store.clone(),
+            drift: self.store.clone(),
         };
         self.rt
             .block_on(opti_api::model::ensure_active_model(&ports, &slot, || {

@@ -19,6 +19,9 @@
 //! - Appending an audit event whose id is already stored keeps the first copy.
 //! - `set_active_model` to an unregistered version is `NotFound`.
 //! - Deleting a missing blob succeeds; blob keys follow [`crate::blob_key`].
+//!
+//! The drift history ([`opti_core::ports::DriftHistory`]) has its own list,
+//! [`DRIFT_CHECKS`] / [`run_drift_all`], taking the port alone.
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -64,6 +67,7 @@ macro_rules! ensure_eq {
 mod audit;
 mod blobs;
 mod config;
+mod drift;
 mod fixtures;
 mod inspections;
 mod models;
@@ -72,6 +76,7 @@ mod users;
 pub use audit::*;
 pub use blobs::*;
 pub use config::*;
+pub use drift::*;
 pub use inspections::*;
 pub use models::*;
 pub use users::*;

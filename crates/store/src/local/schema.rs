@@ -71,6 +71,15 @@ const MIGRATIONS: &[&str] = &[
         body         TEXT    NOT NULL
     ) STRICT;
     ",
+    // 2: the drift history (one record per evaluated window).
+    "
+    CREATE TABLE drift_records (
+        id           TEXT    NOT NULL PRIMARY KEY,
+        evaluated_at INTEGER NOT NULL,
+        body         TEXT    NOT NULL
+    ) STRICT;
+    CREATE INDEX drift_records_by_evaluated ON drift_records (evaluated_at, id);
+    ",
 ];
 
 /// The schema version this build writes.
