@@ -507,6 +507,7 @@ fn openapi_lists_every_route_of_the_contract() {
         "/models/{version}/rollback",
         "/stats",
         "/healthz",
+        "/me",
     ] {
         assert!(
             spec["paths"].get(path).is_some(),
@@ -767,4 +768,21 @@ fn a_model_that_does_not_load_is_refused_and_the_active_one_stays() {
     let camera = server.token("camera");
     let (_, up) = server.upload(&camera, &sim_image(33), "p.jpg", None);
     assert_eq!(up["model_version"], active.as_str());
+}
+
+#[test]
+fn me_tells_a_client_who_the_token_belongs_to() {
+    let server = TestServer::start();
+    let reviewer = server.named_token("reviewer", "rita");
+    let (s, me) = server.get(&reviewer, "/me");
+    assert_eq!(s, 200, "{me}");
+    assert_eq!(me["name"], "rita");
+    assert_eq!(me["role"], "reviewer");
+    // The shipped model's classes, in class-id order (the annotator's 1-4 keys).
+    assert_eq!(
+        me["classes"],
+        json!(["defect", "fracture", "stain", "misalignment"])
+    );
+    let (s, _) = server.get("not-a-token", "/me");
+    assert_eq!(s, 401);
 }
