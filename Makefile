@@ -20,7 +20,7 @@ CARGO ?= cargo
 export OPTI_PYTHON := $(PY)
 export YOLO_OFFLINE := 1
 
-.PHONY: run test build venv rust-tools fmt-check clippy test-rust test-python test-api-fuzz clean help
+.PHONY: run test build web venv rust-tools fmt-check clippy clippy-web test-rust test-python test-api-fuzz test-web clean help
 
 help:
 	@echo "make run    build and start opti serve --demo on http://localhost:$(PORT)"
@@ -38,7 +38,12 @@ venv: $(VENV_STAMP)
 build: rust-tools
 	$(CARGO) build --release --bin opti
 
-run: build venv
+# The web UI (web/, Yew) built by trunk into web/dist, which `opti serve` serves.
+web: rust-tools
+	@scripts/ensure-web-tools.sh
+	cd web && trunk build --release --offline
+
+run: build web venv
 	./target/release/opti serve --data-dir $(DATA_DIR) --port $(PORT) --demo
 
 fmt-check: rust-tools
@@ -46,6 +51,11 @@ fmt-check: rust-tools
 
 clippy: rust-tools
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The UI's Yew code only builds for wasm32, so it is linted for that target too.
+clippy-web: rust-tools
+	@scripts/ensure-web-tools.sh
+	$(CARGO) clippy --target wasm32-unknown-unknown -p opti-web -- -D warnings
 
 test-rust: rust-tools venv
 	$(CARGO) test --workspace
@@ -58,7 +68,13 @@ test-api-fuzz: rust-tools venv
 	$(CARGO) build --bin opti
 	scripts/schemathesis.sh target/debug/opti $(VENV)
 
-test: fmt-check clippy test-rust test-python test-api-fuzz
+# The UI in headless Chromium against a real `opti serve` (screenshots in test-output/web).
+test-web: rust-tools venv web
+	@scripts/ensure-browser.sh
+	$(CARGO) build --bin opti
+	OPTI_BIN=$${OPTI_BIN:-target/debug/opti} WEB_DIST=web/dist $(PY) -m pytest -q web/e2e
+
+test: fmt-check clippy clippy-web test-rust test-python test-api-fuzz test-web
 	@echo "make test: all checks passed"
 
 clean:

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{admin, insights, inspections, upload};
+use crate::routes::{admin, insights, inspections, me, upload};
 use crate::AppState;
 
 struct BearerAuth;
@@ -37,6 +37,7 @@ impl Modify for BearerAuth {
     ),
     paths(
         insights::healthz,
+        me::me,
         upload::upload,
         upload::presign,
         inspections::list,

@@ -509,6 +509,7 @@ fn openapi_lists_every_route_of_the_contract() {
         "/models/{version}/rollback",
         "/stats",
         "/healthz",
+        "/me",
     ] {
         assert!(
             spec["paths"].get(path).is_some(),
@@ -865,4 +866,21 @@ fn scheduled_drift_evaluation_records_each_window_once_and_alerts_once_per_episo
     assert_eq!(s, 403);
     let (s, _) = server.post_json(&reviewer, "/drift/evaluate", &json!({}));
     assert_eq!(s, 403);
+}
+
+#[test]
+fn me_tells_a_client_who_the_token_belongs_to() {
+    let server = TestServer::start();
+    let reviewer = server.named_token("reviewer", "rita");
+    let (s, me) = server.get(&reviewer, "/me");
+    assert_eq!(s, 200, "{me}");
+    assert_eq!(me["name"], "rita");
+    assert_eq!(me["role"], "reviewer");
+    // The shipped model's classes, in class-id order (the annotator's 1-4 keys).
+    assert_eq!(
+        me["classes"],
+        json!(["defect", "fracture", "stain", "misalignment"])
+    );
+    let (s, _) = server.get("not-a-token", "/me");
+    assert_eq!(s, 401);
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod insights;
 pub mod inspections;
+pub mod me;
 pub mod upload;
 
 use axum::extract::DefaultBodyLimit;
@@ -25,6 +26,7 @@ pub fn router_without_fallback(state: AppState) -> Router {
     let upload_limit = state.settings.max_upload_bytes + 64 * 1024;
     let mut router = Router::new()
         .route("/healthz", get(insights::healthz))
+        .route("/me", get(me::me))
         .route(
             "/upload/",
             post(upload::upload).layer(DefaultBodyLimit::max(upload_limit)),
