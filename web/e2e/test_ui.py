@@ -109,9 +109,11 @@ def test_reviewer_fixes_the_most_uncertain_item_by_keyboard_and_mouse(server, br
     claimed = server.get(f"/inspections/{target['id']}")
     assert claimed["status"] == "claimed" and claimed["claim"]["reviewer"] == "ana"
 
-    # Keyboard: select the first box (B) and make it a fracture (2).
-    keys(d, "b", "2")
-    wait_for(d, lambda d: d.find_element(CSS, '#overlay g.det[data-index="0"]').get_attribute("data-class") == "fracture")
+    # Keyboard: select the first box (B) and give it another class (1-4).
+    classes = server.get("/me", ana)["classes"]
+    new_class = next(c for c in classes if c != target["detections"][0]["class"])
+    keys(d, "b", str(classes.index(new_class) + 1))
+    wait_for(d, lambda d: d.find_element(CSS, '#overlay g.det[data-index="0"]').get_attribute("data-class") == new_class)
     # Mouse: move that box, then draw a new one on a free spot.
     first = target["detections"][0]["bbox"]
     centre = ((first[0] + first[2]) / 2, (first[1] + first[3]) / 2)
@@ -137,7 +139,7 @@ def test_reviewer_fixes_the_most_uncertain_item_by_keyboard_and_mouse(server, br
     boxes = review["detections"]
     assert len(boxes) == len(target["detections"]) + 1
     moved = boxes[0]
-    assert moved["class"] == "fracture" and moved["confidence"] == 1.0
+    assert moved["class"] == new_class and moved["confidence"] == 1.0
     assert moved["bbox"][0] > first[0] + 0.005 and moved["bbox"][1] > first[1] + 0.005, (moved, first)
     drawn = boxes[-1]
     assert drawn["class"] == "stain" and drawn["confidence"] == 1.0
@@ -154,14 +156,14 @@ def test_reviewer_fixes_the_most_uncertain_item_by_keyboard_and_mouse(server, br
     a = browser_factory()
     login(a, server, admin)
     a.get(server.base + "/audit-trail")
-    entity = a.find_element(CSS, "#audit-entity")
     wait_for(a, lambda d: d.find_elements(CSS, ".audit-row"))
+    entity = a.find_element(CSS, "#audit-entity")
     entity.send_keys(f"inspection/{target['id']}", Keys.TAB)
     wait_for(a, lambda d: d.find_elements(CSS, '.audit-row[data-action="reviewed"]')
              and all(f"inspection/{target['id']}" in r.text for r in d.find_elements(CSS, ".audit-row")))
     a.find_element(CSS, '.audit-row[data-action="reviewed"] button').click()
     diff = wait_for(a, lambda d: d.find_element(CSS, ".diff")).text
-    assert "fracture" in diff and "defective" in diff and "reviewed" in diff
+    assert new_class in diff and "defective" in diff and "reviewed" in diff
     shot(a, out_dir, "audit")
 
 
@@ -170,28 +172,33 @@ def test_two_reviewers_on_one_item_get_the_conflict_and_keep_their_work(server, 
     bob, cy = browser_factory(), browser_factory(1920, 1080)
     login(bob, server, bob_token)
     login(cy, server, cy_token)
-    item = server.pending()[0]
+    item = next(i for i in server.pending() if i["detections"])
     open_annotator(bob, server, item["id"])
     wait_for(bob, lambda d: "Your lease" in text(d, "#lease"))
 
     open_annotator(cy, server, item["id"])
     wait_for(cy, lambda d: d.find_elements(CSS, "#claim-conflict"))
     assert "bob" in text(cy, "#claim-conflict")
-    keys(cy, "r")  # cy judges anyway: defective
+    # cy works on it anyway: deletes a box, judges it defective.
+    boxes = len(item["detections"])
+    keys(cy, "b", "d", "r")
+    wait_for(cy, lambda d: len(d.find_elements(CSS, "#overlay g.det")) == boxes - 1)
 
-    keys(bob, "a", "n")  # bob: OK, submit and next
+    keys(bob, "r", "n")  # bob: defective as the model says, submit and next
     wait_for(bob, lambda d: server.get(f"/inspections/{item['id']}")["status"] == "reviewed")
 
     keys(cy, "n")  # cy submits on the version read before bob's review
     wait_for(cy, lambda d: d.find_elements(CSS, "#submit-conflict"), message="409 shown")
     other = text(cy, "#other-result")
-    assert "bob" in other and "ok" in other
+    assert "bob" in other and "defective" in other
     # cy's own work is still there, not silently dropped.
     assert cy.find_element(CSS, "#verdict-defective").get_attribute("aria-pressed") == "true"
+    assert len(cy.find_elements(CSS, "#overlay g.det")) == boxes - 1
+    assert cy.find_elements(CSS, "#unsaved")
     assert f"/review/{item['id']}" in cy.current_url
     shot(cy, out_dir, "conflict")
     stored = server.get(f"/inspections/{item['id']}")
-    assert stored["review"]["reviewer"] == "bob" and stored["review"]["verdict"] == "ok"
+    assert stored["review"]["reviewer"] == "bob" and len(stored["review"]["detections"]) == boxes
 
     cy.find_element(CSS, "#conflict-reload").click()
     wait_for(cy, lambda d: d.find_elements(CSS, "#record-status") and "reviewed" in text(d, "#record-status"))

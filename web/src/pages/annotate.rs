@@ -405,7 +405,7 @@ pub fn annotate_page(props: &AnnotateProps) -> Html {
                     <dt>{"Age"}</dt><dd>{age(seconds_since(i.created_at, now))}</dd>
                 </dl>
                 {lease}
-                if let Some(c) = &*claim_conflict {
+                if let (Some(c), None) = (&*claim_conflict, &*submit_conflict) {
                     <div class="conflict" role="alert" id="claim-conflict">
                         <p>{format!("Could not claim: {}", c.error)}</p>
                         <button class="btn" onclick={reload_btn.clone()}>{"Reload"}</button>

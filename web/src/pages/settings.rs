@@ -105,7 +105,7 @@ pub fn settings_page() -> Html {
     html! {
         <section class="panel">
             <h1>{"Settings"}<span class="muted">{format!(" version {}", current.version)}</span></h1>
-            <form class="settings" onsubmit={onsubmit}>
+            <form class="settings" novalidate=true onsubmit={onsubmit}>
                 <fieldset><legend>{"Routing"}</legend>
                     <label>{"Review threshold (decision confidence below it goes to a human), (0, 1]"}
                         <input id="set-threshold" type="number" step="0.01" min="0.01" max="1" value={f.threshold.clone()} oninput={field(|f| &mut f.threshold)} /></label>
