@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod inspect;
+mod replay;
 mod serve;
 mod simulate;
 
