@@ -104,10 +104,16 @@ fn review_parts(server: &TestServer, from: u64, to: u64) -> Vec<String> {
     let names = opti_core::ClassNames::default_line();
     let mut ids = Vec::new();
     for i in from..to {
-        let (s, up) = server.upload(&camera, &sim_image(i), &format!("part-{i}.jpg"), Some("cam-1"));
+        let (s, up) = server.upload(
+            &camera,
+            &sim_image(i),
+            &format!("part-{i}.jpg"),
+            Some("cam-1"),
+        );
         assert!(s == 200 || s == 201, "{up}");
         let id = up["id"].as_str().expect("id").to_string();
-        let (s, claimed) = server.post_json(&reviewer, &format!("/inspections/{id}/claim"), &json!({}));
+        let (s, claimed) =
+            server.post_json(&reviewer, &format!("/inspections/{id}/claim"), &json!({}));
         assert_eq!(s, 200, "{claimed}");
         let truth: Vec<Value> = generate(7, i, &SimParams::default())
             .labels
@@ -136,7 +142,10 @@ fn wait_for(server: &TestServer, job: &str, what: &str, done: impl Fn(&Value) ->
         if done(&body) {
             return body;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {body}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -158,7 +167,11 @@ fn retrain_routes_need_an_admin() {
     let server = &l.server;
     let reviewer = server.token("reviewer");
     let camera = server.token("camera");
-    for (method, path) in [("POST", "/retrain"), ("GET", "/retrain"), ("GET", "/retrain/job-x")] {
+    for (method, path) in [
+        ("POST", "/retrain"),
+        ("GET", "/retrain"),
+        ("GET", "/retrain/job-x"),
+    ] {
         let (s, body) = server.raw(method, path, None, b"", None);
         assert_eq!(s, 401, "{method} {path} without a token: {body}");
         for token in [&reviewer, &camera] {
@@ -170,13 +183,19 @@ fn retrain_routes_need_an_admin() {
     let (s, list) = server.get(&server.admin_token, "/retrain");
     assert_eq!(s, 200, "{list}");
     assert_eq!(list["enabled"], true);
-    assert_eq!(list["items"], json!([]), "nothing ran and nothing started by itself");
+    assert_eq!(
+        list["items"],
+        json!([]),
+        "nothing ran and nothing started by itself"
+    );
 }
 
 #[test]
 fn unknown_job_is_not_found() {
     let l = server_with_fake_trainer();
-    let (s, body) = l.server.get(&l.server.admin_token, "/retrain/job-does-not-exist");
+    let (s, body) = l
+        .server
+        .get(&l.server.admin_token, "/retrain/job-does-not-exist");
     assert_eq!(s, 404, "{body}");
     assert!(body["error"].as_str().unwrap_or("").contains("not found"));
 }
@@ -219,7 +238,10 @@ fn a_running_job_reports_epochs_refuses_a_second_and_its_failure_changes_nothing
         "every reviewed part is in the snapshot: {counts}"
     );
     assert_eq!(counts["holdout"], 2, "20 % frozen for the gate");
-    assert!(running["snapshot_id"].as_str().unwrap_or("").starts_with("snap-"));
+    assert!(running["snapshot_id"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("snap-"));
 
     // a second one is refused while it runs, naming the running job,
     let (s, conflict) = server.post_json(&admin, "/retrain", &json!({}));
@@ -240,9 +262,16 @@ fn a_running_job_reports_epochs_refuses_a_second_and_its_failure_changes_nothing
         .collect();
     assert!(tail.iter().any(|l| l.contains("Traceback")), "{tail:?}");
     assert!(failed["finished_at"].is_string());
-    assert_eq!(active_version(server), active_before, "the active model stays");
+    assert_eq!(
+        active_version(server),
+        active_before,
+        "the active model stays"
+    );
     let (_, models_after) = server.get(&admin, "/models");
-    assert_eq!(models_after["items"], models_before["items"], "no model registered");
+    assert_eq!(
+        models_after["items"], models_before["items"],
+        "no model registered"
+    );
     assert_eq!(
         audit_actions(server, &format!("retrain/{id}")),
         vec!["retrain_failed", "retrain_started"]
@@ -260,7 +289,9 @@ fn a_running_job_reports_epochs_refuses_a_second_and_its_failure_changes_nothing
 fn a_restart_marks_the_job_it_cut_off_as_failed() {
     let mut l = server_with_fake_trainer();
     let admin = l.server.admin_token.clone();
-    let (s, _) = l.server.put_json(&admin, "/config", &json!({"retrain_min": 1000}));
+    let (s, _) = l
+        .server
+        .put_json(&admin, "/config", &json!({"retrain_min": 1000}));
     assert_eq!(s, 200);
     review_parts(&l.server, 0, 6);
     let (s, job) = l.server.post_json(&admin, "/retrain", &json!({}));
@@ -273,7 +304,10 @@ fn a_restart_marks_the_job_it_cut_off_as_failed() {
     let (s, after) = l.server.get(&admin, &format!("/retrain/{id}"));
     assert_eq!(s, 200, "{after}");
     assert_eq!(after["status"], "failed", "no zombie running job: {after}");
-    assert!(after["error"].as_str().unwrap_or("").contains("interrupted"));
+    assert!(after["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("interrupted"));
     let (s, next) = l.server.post_json(&admin, "/retrain", &json!({}));
     assert_eq!(s, 202, "a new job may start after the restart: {next}");
     std::fs::write(&l.release, b"go").expect("release");
@@ -289,7 +323,11 @@ fn enough_new_reviews_start_a_job_by_themselves() {
     review_parts(server, 0, 3);
     std::thread::sleep(Duration::from_millis(300));
     let (_, list) = server.get(&admin, "/retrain");
-    assert_eq!(list["items"], json!([]), "3 reviews are fewer than retrain_min");
+    assert_eq!(
+        list["items"],
+        json!([]),
+        "3 reviews are fewer than retrain_min"
+    );
 
     review_parts(server, 3, 4);
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -25,7 +25,7 @@ async fn reviewed(store: &LocalStore, n: u32) -> Inspection {
         .put_blob(&key, format!("image bytes {n}").as_bytes(), "image/jpeg")
         .await
         .expect("blob");
-    let boxes = if n % 3 == 0 {
+    let boxes = if n.is_multiple_of(3) {
         vec![Detection {
             class: "stain".into(),
             confidence: 1.0,
@@ -50,7 +50,7 @@ async fn reviewed(store: &LocalStore, n: u32) -> Inspection {
         confidence: 0.4,
         threshold_used: 0.6,
         status: Status::Reviewed,
-        audit_sample: n % 5 == 0,
+        audit_sample: n.is_multiple_of(5),
         claim: None,
         review: Some(Review {
             reviewer: "rita".into(),
@@ -101,13 +101,20 @@ async fn same_reviews_give_the_same_snapshot_and_nothing_is_rewritten() {
     }
     let first = snapshot(&store, &items, None).await;
     assert!(first.id.starts_with("snap-"));
-    assert_eq!(first.counts.train + first.counts.val + first.counts.holdout, 20);
+    assert_eq!(
+        first.counts.train + first.counts.val + first.counts.holdout,
+        20
+    );
     assert_eq!(first.counts.holdout, 4);
 
     // Files are where data.yaml says, and labels carry the reviewer's boxes.
     let keys = store.list_blobs(&first.prefix()).await.expect("list");
     assert!(keys.contains(&format!("{}data.yaml", first.prefix())));
-    assert_eq!(keys.len(), 20 * 2 + 2, "image + label per item, data.yaml, manifest");
+    assert_eq!(
+        keys.len(),
+        20 * 2 + 2,
+        "image + label per item, data.yaml, manifest"
+    );
     let stain = first
         .entries
         .iter()
@@ -145,7 +152,10 @@ async fn same_reviews_give_the_same_snapshot_and_nothing_is_rewritten() {
     .await
     .expect("again");
     assert_eq!(later.id, first.id);
-    assert_eq!(later.created_at, first.created_at, "the stored snapshot, untouched");
+    assert_eq!(
+        later.created_at, first.created_at,
+        "the stored snapshot, untouched"
+    );
     assert_eq!(
         store.get_blob(&manifest_key(&first.id)).await.expect("m"),
         manifest_before
@@ -181,7 +191,10 @@ async fn holdout_is_frozen_and_never_in_train_as_reviews_grow() {
 
     let first_holdout = ids(&first, Split::Holdout);
     let second_holdout = ids(&second, Split::Holdout);
-    assert!(first_holdout.is_subset(&second_holdout), "the holdout is frozen");
+    assert!(
+        first_holdout.is_subset(&second_holdout),
+        "the holdout is frozen"
+    );
     assert_eq!(second_holdout.len(), 10, "grown to 20 % of 50");
     let ever_trained: BTreeSet<String> = ids(&first, Split::Train)
         .union(&ids(&first, Split::Val))

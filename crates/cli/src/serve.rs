@@ -148,7 +148,7 @@ fn local_learning(
     Ok(Some(Arc::new(Learning {
         jobs: store.clone(),
         trainer: Arc::new(trainer),
-        reference: (args.gate_reference_images > 0).then(|| line as _),
+        reference: (args.gate_reference_images > 0).then_some(line as _),
         options: LearningOptions {
             epochs: args.retrain_epochs,
             imgsz: args.retrain_imgsz,
@@ -161,7 +161,11 @@ fn local_learning(
 /// Stores the shipped model's training weights (`model.pt` beside the ONNX) for the
 /// active version when it is the shipped model and they are not stored yet: fine-tuning
 /// starts from them.
-async fn attach_shipped_weights(state: &AppState, active: &str, model_arg: Option<&Path>) -> Result<()> {
+async fn attach_shipped_weights(
+    state: &AppState,
+    active: &str,
+    model_arg: Option<&Path>,
+) -> Result<()> {
     let key = opti_api::learning::weights_key(active);
     if state.ports.blobs.blob_size(&key).await?.is_some() {
         return Ok(());
@@ -365,7 +369,9 @@ async fn serve_async(args: ServeArgs) -> Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("recovering retraining jobs: {e}"))?;
         if interrupted > 0 {
-            println!("marked {interrupted} retraining job(s) interrupted by the last stop as failed");
+            println!(
+                "marked {interrupted} retraining job(s) interrupted by the last stop as failed"
+            );
         }
     }
     let admin_token = bootstrap_admin(&store, &args.data_dir).await?;

@@ -21,7 +21,8 @@ fn python() -> PathBuf {
     let p = std::env::var_os("OPTI_PYTHON")
         .map(PathBuf::from)
         .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/opti-quality/venv/bin/python"))
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/opti-quality/venv/bin/python"))
         })
         .expect("OPTI_PYTHON or HOME");
     assert!(
@@ -65,7 +66,10 @@ impl Server {
             .expect("transport");
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     fn upload(&self, bytes: &[u8], name: &str) -> Value {
@@ -101,8 +105,22 @@ fn start_server(data: &std::path::Path) -> Server {
         .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_opti"))
         .args(["serve", "--port", &port.to_string()])
-        .args(["--retrain-epochs", "1", "--retrain-imgsz", "320", "--retrain-batch", "8"])
-        .args(["--replay-ratio", "1", "--replay-max", "12", "--gate-reference-images", "8"])
+        .args([
+            "--retrain-epochs",
+            "1",
+            "--retrain-imgsz",
+            "320",
+            "--retrain-batch",
+            "8",
+        ])
+        .args([
+            "--replay-ratio",
+            "1",
+            "--replay-max",
+            "12",
+            "--gate-reference-images",
+            "8",
+        ])
         .arg("--data-dir")
         .arg(data)
         .env("OPTI_PYTHON", python())
@@ -162,8 +180,16 @@ fn reviewed_parts_become_a_gated_candidate_with_lineage_and_audit() {
         let jpeg = encode_image(&sample.image, ImageFormat::Jpeg { quality: 90 }).expect("jpeg");
         let up = server.upload(&jpeg, &format!("part-{i}.jpg"));
         let id = up["id"].as_str().expect("id");
-        assert_eq!(up["model_version"], shipped.as_str(), "judged by the active model");
-        let (s, claimed) = server.call("POST", &format!("/inspections/{id}/claim"), Some(&json!({})));
+        assert_eq!(
+            up["model_version"],
+            shipped.as_str(),
+            "judged by the active model"
+        );
+        let (s, claimed) = server.call(
+            "POST",
+            &format!("/inspections/{id}/claim"),
+            Some(&json!({})),
+        );
         assert_eq!(s, 200, "{claimed}");
         let truth: Vec<Value> = sample
             .labels
@@ -198,22 +224,47 @@ fn reviewed_parts_become_a_gated_candidate_with_lineage_and_audit() {
         std::thread::sleep(Duration::from_millis(500));
     };
     let took = started.elapsed();
-    eprintln!("learning loop: POST /retrain → gate decision in {:.1} s", took.as_secs_f64());
+    eprintln!(
+        "learning loop: POST /retrain → gate decision in {:.1} s",
+        took.as_secs_f64()
+    );
 
     // then a candidate is registered with its lineage, scored, and gated; all audited.
     assert_eq!(job["status"], "succeeded", "{job}");
-    assert_eq!(job["progress"].as_array().map(Vec::len), Some(1), "one epoch reported");
-    assert!(job["progress"][0]["losses"]["box_loss"].is_number(), "{job}");
-    assert_eq!(job["snapshot"]["holdout"], 4, "20 % of 20 frozen for the gate");
-    assert!(job["snapshot"]["replay"].as_u64().unwrap_or(0) > 0, "replay mixed in");
-    let candidate = job["candidate_version"].as_str().expect("candidate").to_string();
+    assert_eq!(
+        job["progress"].as_array().map(Vec::len),
+        Some(1),
+        "one epoch reported"
+    );
+    assert!(
+        job["progress"][0]["losses"]["box_loss"].is_number(),
+        "{job}"
+    );
+    assert_eq!(
+        job["snapshot"]["holdout"], 4,
+        "20 % of 20 frozen for the gate"
+    );
+    assert!(
+        job["snapshot"]["replay"].as_u64().unwrap_or(0) > 0,
+        "replay mixed in"
+    );
+    let candidate = job["candidate_version"]
+        .as_str()
+        .expect("candidate")
+        .to_string();
     let gate = &job["gate"];
     assert!(gate["promote"].is_boolean());
     assert!(!gate["reasons"].as_array().expect("reasons").is_empty());
     for side in ["candidate", "active"] {
         assert!(gate[side]["overall"]["map50_95"].is_number(), "{gate}");
-        assert!(gate[side]["slices"]["line:shipped"]["recall"].is_number(), "{gate}");
-        assert!(gate[side]["slices"]["camera:line-2"]["recall"].is_number(), "{gate}");
+        assert!(
+            gate[side]["slices"]["line:shipped"]["recall"].is_number(),
+            "{gate}"
+        );
+        assert!(
+            gate[side]["slices"]["camera:line-2"]["recall"].is_number(),
+            "{gate}"
+        );
         assert_eq!(gate[side]["images"], 4);
     }
     let (_, models) = server.call("GET", "/models", None);
@@ -226,7 +277,10 @@ fn reviewed_parts_become_a_gated_candidate_with_lineage_and_audit() {
         .clone();
     assert_eq!(record["parent"], shipped.as_str());
     assert_eq!(record["snapshot_id"], job["snapshot_id"]);
-    assert!(record["trainer"]["versions"]["ultralytics"].is_string(), "{record}");
+    assert!(
+        record["trainer"]["versions"]["ultralytics"].is_string(),
+        "{record}"
+    );
     assert!(record["trainer_metrics"]["recall"].is_number(), "{record}");
     assert_eq!(record["measured_metrics"], gate["candidate"]["overall"]);
     let promoted = gate["promote"].as_bool().unwrap_or(false);
@@ -235,7 +289,11 @@ fn reviewed_parts_become_a_gated_candidate_with_lineage_and_audit() {
         assert_eq!(models["active"], candidate.as_str());
         assert_eq!(record["status"], "active");
     } else {
-        assert_eq!(models["active"], shipped.as_str(), "a refused candidate changes nothing");
+        assert_eq!(
+            models["active"],
+            shipped.as_str(),
+            "a refused candidate changes nothing"
+        );
         assert_eq!(record["status"], "rejected");
     }
     let (_, audit) = server.call("GET", &format!("/audit?entity=retrain/{id}"), None);
@@ -245,7 +303,10 @@ fn reviewed_parts_become_a_gated_candidate_with_lineage_and_audit() {
         .iter()
         .filter_map(|e| e["action"].as_str())
         .collect();
-    assert_eq!(actions, vec!["retrain_finished", "gate_decided", "retrain_started"]);
+    assert_eq!(
+        actions,
+        vec!["retrain_finished", "gate_decided", "retrain_started"]
+    );
     let gate_event = audit["items"][1]["after"].clone();
     assert_eq!(gate_event["promote"], promoted);
     assert!(gate_event["candidate_scores"]["overall"].is_object());

@@ -67,9 +67,10 @@ pub struct Learning {
 pub const SYSTEM_ACTOR: &str = "system:learning-loop";
 
 fn learning(state: &AppState) -> ApiResult<Arc<Learning>> {
-    state.learning.clone().ok_or_else(|| {
-        ApiError::Unavailable("retraining is not configured on this service".into())
-    })
+    state
+        .learning
+        .clone()
+        .ok_or_else(|| ApiError::Unavailable("retraining is not configured on this service".into()))
 }
 
 fn job_id(now: OffsetDateTime) -> String {

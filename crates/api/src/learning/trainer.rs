@@ -186,7 +186,12 @@ pub fn parse_epoch(event: &serde_json::Value) -> Option<EpochProgress> {
                 .collect()
         })
         .unwrap_or_default();
-    let metrics = match (num("precision"), num("recall"), num("mAP50"), num("mAP50-95")) {
+    let metrics = match (
+        num("precision"),
+        num("recall"),
+        num("mAP50"),
+        num("mAP50-95"),
+    ) {
         (Some(precision), Some(recall), Some(map50), Some(map50_95)) => Some(MetricSet {
             precision,
             recall,
@@ -356,7 +361,8 @@ impl Trainer for SubprocessTrainer {
                 "the snapshot has no training items: review more inspections first",
             ));
         }
-        let wanted = ((train.len() as f64 * self.replay_ratio).round() as usize).min(self.replay_max);
+        let wanted =
+            ((train.len() as f64 * self.replay_ratio).round() as usize).min(self.replay_max);
         let replay: Vec<PathBuf> = match (&self.replay, wanted) {
             (Some(source), n) if n > 0 => {
                 let source = source.clone();
@@ -452,7 +458,8 @@ impl Trainer for SubprocessTrainer {
             "--imgsz".into(),
             request.imgsz.to_string(),
         ];
-        self.run_python(&export_args, &mut tail, &mut |_| {}).await?;
+        self.run_python(&export_args, &mut tail, &mut |_| {})
+            .await?;
         let read = |p: PathBuf| async move {
             tokio::fs::read(&p)
                 .await

@@ -81,7 +81,8 @@ pub struct TestServer {
 }
 
 /// Builds the retraining wiring for a launched server from its store.
-pub type LearningFactory = Arc<dyn Fn(Arc<LocalStore>) -> Arc<opti_api::learning::Learning> + Send + Sync>;
+pub type LearningFactory =
+    Arc<dyn Fn(Arc<LocalStore>) -> Arc<opti_api::learning::Learning> + Send + Sync>;
 
 impl TestServer {
     pub fn start() -> Self {
