@@ -194,40 +194,36 @@ pub async fn record(
     inspection: Inspection,
     actor: &str,
 ) -> Result<(Inspection, bool), ApiError> {
+    // The record and its audit events are stored in one transaction: both or neither.
+    let entity = format!("inspection/{}", inspection.id);
+    let action = if inspection.status == Status::Rejected {
+        AuditAction::InspectionRejected
+    } else {
+        AuditAction::InspectionCreated
+    };
+    let mut events = vec![state.audit_event(
+        actor,
+        action,
+        &entity,
+        None,
+        Some(crate::routes::inspections::audit_view(&inspection)),
+    )];
+    if inspection.audit_sample {
+        events.push(state.audit_event(
+            "system",
+            AuditAction::AuditSampled,
+            &entity,
+            None,
+            Some(crate::json_value(
+                &serde_json::json!({ "status": inspection.status }),
+            )),
+        ));
+    }
     let (stored, created) = state
         .ports
         .inspections
-        .create_inspection(&inspection)
+        .create_inspection_audited(&inspection, &events)
         .await?;
-    if created {
-        let action = if stored.status == Status::Rejected {
-            AuditAction::InspectionRejected
-        } else {
-            AuditAction::InspectionCreated
-        };
-        state
-            .audit(
-                actor,
-                action,
-                &format!("inspection/{}", stored.id),
-                None,
-                Some(crate::routes::inspections::audit_view(&stored)),
-            )
-            .await?;
-        if stored.audit_sample {
-            state
-                .audit(
-                    "system",
-                    AuditAction::AuditSampled,
-                    &format!("inspection/{}", stored.id),
-                    None,
-                    Some(crate::json_value(
-                        &serde_json::json!({ "status": stored.status }),
-                    )),
-                )
-                .await?;
-        }
-    }
     Ok((stored, created))
 }
 

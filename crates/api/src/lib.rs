@@ -6,6 +6,7 @@ pub mod auth;
 pub mod drift;
 pub mod error;
 pub mod ingest;
+pub mod learning;
 pub mod model;
 pub mod openapi;
 pub mod routes;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub activation: Arc<tokio::sync::Mutex<()>>,
     /// Bounds concurrent inferences (memory: each decoded image and tract state).
     pub inference: Arc<tokio::sync::Semaphore>,
+    /// Retraining (jobs, trainer); `None` where this door does not retrain (503).
+    pub learning: Option<Arc<learning::Learning>>,
 }
 
 impl AppState {
@@ -100,7 +103,14 @@ impl AppState {
             clock,
             activation: Arc::new(tokio::sync::Mutex::new(())),
             inference: Arc::new(tokio::sync::Semaphore::new(cores)),
+            learning: None,
         }
+    }
+
+    /// The same state with retraining wired in (`POST /retrain` and the loop).
+    pub fn with_learning(mut self, learning: Arc<learning::Learning>) -> Self {
+        self.learning = Some(learning);
+        self
     }
 
     pub fn now(&self) -> OffsetDateTime {
@@ -116,8 +126,23 @@ impl AppState {
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
     ) -> Result<(), ApiError> {
+        let event = self.audit_event(actor, action, entity, before, after);
+        self.ports.audit.append_audit(&event).await?;
+        Ok(())
+    }
+
+    /// An audit event at the current time, for a store call that writes it together
+    /// with the record change (`*_audited`).
+    pub fn audit_event(
+        &self,
+        actor: &str,
+        action: AuditAction,
+        entity: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> AuditEvent {
         let at = self.now();
-        let event = AuditEvent {
+        AuditEvent {
             id: audit_event_id(at, entity, action),
             actor: actor.to_string(),
             action,
@@ -125,9 +150,7 @@ impl AppState {
             before,
             after,
             at,
-        };
-        self.ports.audit.append_audit(&event).await?;
-        Ok(())
+        }
     }
 }
 

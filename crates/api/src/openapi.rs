@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{admin, insights, inspections, me, upload};
+use crate::routes::{admin, insights, inspections, me, retrain, upload};
 use crate::AppState;
 
 struct BearerAuth;
@@ -55,13 +55,16 @@ impl Modify for BearerAuth {
         admin::list_models,
         admin::promote,
         admin::rollback,
+        retrain::start,
+        retrain::get_job,
+        retrain::list,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "upload", description = "Cameras send images"),
         (name = "review", description = "The expert review queue"),
         (name = "insights", description = "Drift and dashboard numbers"),
-        (name = "admin", description = "Configuration, audit trail, model registry"),
+        (name = "admin", description = "Configuration, audit trail, model registry, retraining"),
         (name = "meta", description = "Health")
     )
 )]

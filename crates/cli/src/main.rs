@@ -6,6 +6,7 @@ mod demo;
 mod drift_bench;
 mod drift_watch;
 mod inspect;
+mod replay;
 mod serve;
 mod simulate;
 

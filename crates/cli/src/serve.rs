@@ -57,6 +57,144 @@ pub struct ServeArgs {
     /// URL that gets a JSON POST when a drift alarm episode opens (once per episode).
     #[arg(long, env = "OPTI_DRIFT_WEBHOOK")]
     pub drift_webhook: Option<String>,
+    #[command(flatten)]
+    pub retrain: RetrainArgs,
+}
+
+/// How `opti serve` retrains (`POST /retrain` and the automatic trigger).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RetrainArgs {
+    /// Turn retraining off (`POST /retrain` answers 503).
+    #[arg(long, env = "OPTI_NO_RETRAIN")]
+    pub no_retrain: bool,
+    /// Python with the trainer's requirements [default: the venv of `make venv`, else python3].
+    #[arg(long, env = "OPTI_PYTHON")]
+    pub python: Option<PathBuf>,
+    /// Folder holding the `opti_trainer` package [default: ./trainer or beside the executable].
+    #[arg(long, env = "OPTI_TRAINER_DIR")]
+    pub trainer_dir: Option<PathBuf>,
+    /// Epochs of a fine-tune.
+    #[arg(long, default_value_t = 10, env = "OPTI_RETRAIN_EPOCHS")]
+    pub retrain_epochs: u32,
+    /// Training image size.
+    #[arg(long, default_value_t = 320, env = "OPTI_RETRAIN_IMGSZ")]
+    pub retrain_imgsz: u32,
+    #[arg(long, default_value_t = 16, env = "OPTI_RETRAIN_BATCH")]
+    pub retrain_batch: u32,
+    /// Replayed images of the shipped line per new training image (against forgetting).
+    #[arg(long, default_value_t = 2.0, env = "OPTI_REPLAY_RATIO")]
+    pub replay_ratio: f64,
+    /// At most this many replayed images per fine-tune.
+    #[arg(long, default_value_t = 400, env = "OPTI_REPLAY_MAX")]
+    pub replay_max: usize,
+    /// Images of the shipped line's val split in the gate's `line:shipped` slice (0: none).
+    #[arg(long, default_value_t = 60, env = "OPTI_GATE_REFERENCE_IMAGES")]
+    pub gate_reference_images: u64,
+}
+
+fn find_trainer_dir(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    let mut candidates = vec![PathBuf::from("trainer")];
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(4) {
+            candidates.push(dir.join("trainer"));
+        }
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.join("opti_trainer").join("__main__.py").is_file())
+        .and_then(|p| std::fs::canonicalize(p).ok())
+}
+
+fn default_python() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/opti-quality/venv/bin/python"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+/// The retraining wiring of the local mode: the Python trainer as a subprocess, the
+/// shipped line as replay data and as the gate's `line:shipped` slice.
+fn local_learning(
+    args: &RetrainArgs,
+    data_dir: &Path,
+    store: &Arc<LocalStore>,
+) -> Result<Option<Arc<opti_api::learning::Learning>>> {
+    use opti_api::learning::{Learning, LearningOptions, SubprocessTrainer};
+    if args.no_retrain {
+        return Ok(None);
+    }
+    let Some(trainer_dir) = find_trainer_dir(args.trainer_dir.as_deref()) else {
+        tracing::warn!("trainer/ not found (set OPTI_TRAINER_DIR): retraining is off");
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        args.retrain_epochs >= 1 && args.retrain_imgsz >= 32 && args.retrain_batch >= 1,
+        "--retrain-epochs, --retrain-imgsz (≥ 32) and --retrain-batch must be positive"
+    );
+    anyhow::ensure!(
+        args.replay_ratio.is_finite() && args.replay_ratio >= 0.0,
+        "--replay-ratio must be ≥ 0"
+    );
+    let data_dir = std::fs::canonicalize(data_dir)
+        .with_context(|| format!("resolving {}", data_dir.display()))?;
+    let line = Arc::new(crate::replay::ShippedLine::new(
+        data_dir.join("replay").join("line-v1"),
+        args.gate_reference_images,
+    ));
+    let trainer = SubprocessTrainer {
+        python: args.python.clone().unwrap_or_else(default_python),
+        trainer_dir,
+        work_root: data_dir.join("runs"),
+        replay: Some(line.clone()),
+        replay_ratio: args.replay_ratio,
+        replay_max: args.replay_max,
+        extra: Vec::new(),
+    };
+    Ok(Some(Arc::new(Learning {
+        jobs: store.clone(),
+        trainer: Arc::new(trainer),
+        reference: (args.gate_reference_images > 0).then_some(line as _),
+        options: LearningOptions {
+            epochs: args.retrain_epochs,
+            imgsz: args.retrain_imgsz,
+            batch: args.retrain_batch,
+            ..LearningOptions::default()
+        },
+    })))
+}
+
+/// Stores the shipped model's training weights (`model.pt` beside the ONNX) for the
+/// active version when it is the shipped model and they are not stored yet: fine-tuning
+/// starts from them.
+async fn attach_shipped_weights(
+    state: &AppState,
+    active: &str,
+    model_arg: Option<&Path>,
+) -> Result<()> {
+    let key = opti_api::learning::weights_key(active);
+    if state.ports.blobs.blob_size(&key).await?.is_some() {
+        return Ok(());
+    }
+    let Ok(onnx_path) = default_model_path(model_arg) else {
+        return Ok(());
+    };
+    let pt = onnx_path.with_file_name("model.pt");
+    let Ok(onnx) = std::fs::read(&onnx_path) else {
+        return Ok(());
+    };
+    if opti_api::model::version_for(&onnx, "default") != active || !pt.is_file() {
+        return Ok(());
+    }
+    let bytes = std::fs::read(&pt).with_context(|| format!("reading {}", pt.display()))?;
+    state
+        .ports
+        .blobs
+        .put_blob(&key, &bytes, "application/octet-stream")
+        .await?;
+    Ok(())
 }
 
 /// Options of `opti users add`.
@@ -211,7 +349,7 @@ async fn serve_async(args: ServeArgs) -> Result<()> {
         blobs: store.clone(),
         drift: store.clone(),
     };
-    let state = AppState::new(
+    let mut state = AppState::new(
         ports,
         Arc::new(TokenAuthenticator::new(store.clone())),
         slot.clone(),
@@ -236,6 +374,18 @@ async fn serve_async(args: ServeArgs) -> Result<()> {
     })
     .await?;
     tracing::info!(version = %active, "active model loaded");
+    if let Some(learning) = local_learning(&args.retrain, &args.data_dir, &store)? {
+        state = state.with_learning(learning);
+        attach_shipped_weights(&state, &active, args.model.as_deref()).await?;
+        let interrupted = opti_api::learning::recover_interrupted_jobs(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("recovering retraining jobs: {e}"))?;
+        if interrupted > 0 {
+            println!(
+                "marked {interrupted} retraining job(s) interrupted by the last stop as failed"
+            );
+        }
+    }
     let admin_token = bootstrap_admin(&store, &args.data_dir).await?;
     let recovered = opti_api::ingest::recover_unrecorded(&state)
         .await

@@ -10,10 +10,13 @@ pub mod config;
 pub mod drift;
 pub mod drift_stats;
 pub mod error;
+pub mod gate;
 pub mod metrics;
 pub mod ports;
+pub mod retrain;
 pub mod review;
 pub mod routing;
+pub mod snapshot;
 pub mod types;
 pub mod yolo;
 

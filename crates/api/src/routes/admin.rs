@@ -98,19 +98,22 @@ pub async fn put_config(
     }
     let config = merge_config(&before.value, req.changes)?;
     config.validate()?;
+    let will_store = StoredConfig {
+        value: config.clone(),
+        version: before.version + 1,
+    };
+    // The change and its audit event are stored in one transaction: both or neither.
+    let event = state.audit_event(
+        &caller.actor(),
+        AuditAction::ConfigChanged,
+        "config",
+        Some(crate::json_value(&before)),
+        Some(crate::json_value(&will_store)),
+    );
     let stored = state
         .ports
         .config
-        .put_config(&config, before.version)
-        .await?;
-    state
-        .audit(
-            &caller.actor(),
-            AuditAction::ConfigChanged,
-            "config",
-            Some(crate::json_value(&before)),
-            Some(crate::json_value(&stored)),
-        )
+        .put_config_audited(&config, before.version, &event)
         .await?;
     Ok(Json(stored))
 }

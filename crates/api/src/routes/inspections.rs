@@ -234,19 +234,20 @@ async fn transition(
             current: serde_json::to_value(current).ok(),
         },
     })?;
+    // The record and its audit event are stored in one transaction: both or neither.
+    let mut will_store = next.clone();
+    will_store.version = current.version + 1;
+    let event = state.audit_event(
+        actor,
+        action,
+        &format!("inspection/{}", next.id),
+        Some(audit_view(current)),
+        Some(audit_view(&will_store)),
+    );
     let stored = state
         .ports
         .inspections
-        .update_inspection(&next, current.version)
-        .await?;
-    state
-        .audit(
-            actor,
-            action,
-            &format!("inspection/{}", stored.id),
-            Some(audit_view(current)),
-            Some(audit_view(&stored)),
-        )
+        .update_inspection_audited(&next, current.version, &event)
         .await?;
     Ok(stored)
 }
@@ -367,5 +368,14 @@ pub async fn review(
         AuditAction::Reviewed,
     )
     .await?;
+    // Enough new reviews start a retraining by themselves (in the background).
+    if state.learning.is_some() {
+        let s = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::learning::maybe_auto_retrain(&s).await {
+                tracing::warn!(error = %e, "automatic retraining check failed");
+            }
+        });
+    }
     Ok(Json(view(&state, stored)))
 }

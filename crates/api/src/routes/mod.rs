@@ -5,6 +5,7 @@ pub mod admin;
 pub mod insights;
 pub mod inspections;
 pub mod me;
+pub mod retrain;
 pub mod upload;
 
 use axum::extract::DefaultBodyLimit;
@@ -51,6 +52,8 @@ pub fn router_without_fallback(state: AppState) -> Router {
         .route("/models", get(admin::list_models))
         .route("/models/{version}/promote", post(admin::promote))
         .route("/models/{version}/rollback", post(admin::rollback))
+        .route("/retrain", post(retrain::start).get(retrain::list))
+        .route("/retrain/{job}", get(retrain::get_job))
         .merge(crate::openapi::routes());
     if state.local_urls.is_some() {
         router = router

@@ -76,10 +76,26 @@ pub struct TestServer {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     agent: ureq::Agent,
     users: AtomicU32,
+    /// Wires retraining into the state at each launch (`None`: retraining off).
+    learning: Option<LearningFactory>,
 }
+
+/// Builds the retraining wiring for a launched server from its store.
+pub type LearningFactory =
+    Arc<dyn Fn(Arc<LocalStore>) -> Arc<opti_api::learning::Learning> + Send + Sync>;
 
 impl TestServer {
     pub fn start() -> Self {
+        Self::start_inner(None)
+    }
+
+    /// A server with retraining wired in by `learning` (rebuilt at each restart, after
+    /// which interrupted jobs are recovered as `opti serve` does).
+    pub fn start_with_learning(learning: LearningFactory) -> Self {
+        Self::start_inner(Some(learning))
+    }
+
+    fn start_inner(learning: Option<LearningFactory>) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -111,6 +127,7 @@ impl TestServer {
             shutdown: None,
             agent,
             users: AtomicU32::new(0),
+            learning,
         };
         server.launch();
         server
@@ -146,7 +163,7 @@ impl TestServer {
             self.base.clone(),
         ));
         let offset = self.clock_offset.clone();
-        let state = AppState::new(
+        let mut state = AppState::new(
             ports,
             Arc::new(TokenAuthenticator::new(self.store.clone())),
             slot.clone(),
@@ -157,6 +174,12 @@ impl TestServer {
                 OffsetDateTime::now_utc() + time::Duration::seconds(offset.load(Ordering::SeqCst))
             }),
         );
+        if let Some(factory) = &self.learning {
+            state = state.with_learning(factory(self.store.clone()));
+            self.rt
+                .block_on(opti_api::learning::recover_interrupted_jobs(&state))
+                .expect("job recovery");
+        }
         self.rt
             .block_on(opti_api::ingest::recover_unrecorded(&state))
             .expect("recovery");

@@ -17,6 +17,7 @@ mod cursor;
 mod drift;
 mod error;
 mod inspections;
+mod jobs;
 mod models;
 mod schema;
 mod users;

@@ -71,7 +71,19 @@ const MIGRATIONS: &[&str] = &[
         body         TEXT    NOT NULL
     ) STRICT;
     ",
-    // 2: the drift history (one record per evaluated window).
+    // 2: retraining jobs.
+    "
+    CREATE TABLE retrain_jobs (
+        id         TEXT    NOT NULL PRIMARY KEY,
+        status     TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        version    INTEGER NOT NULL,
+        body       TEXT    NOT NULL
+    ) STRICT;
+    CREATE INDEX retrain_jobs_by_created ON retrain_jobs (created_at, id);
+    CREATE INDEX retrain_jobs_by_status ON retrain_jobs (status);
+    ",
+    // 3: the drift history (one record per evaluated window).
     "
     CREATE TABLE drift_records (
         id           TEXT    NOT NULL PRIMARY KEY,
