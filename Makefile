@@ -47,8 +47,10 @@ fmt-check: rust-tools
 clippy: rust-tools
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# OPTI_REQUIRE_PARITY=1: a parity fixture that cannot be checked (model or venv absent)
+# fails the run instead of being skipped (crates/vision/tests/parity.rs).
 test-rust: rust-tools venv
-	$(CARGO) test --workspace
+	OPTI_REQUIRE_PARITY=1 $(CARGO) test --workspace
 
 test-python: venv
 	cd trainer && $(PY) -m pytest -q tests
