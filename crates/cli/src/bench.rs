@@ -182,6 +182,7 @@ fn bench_tract(
     model: &Path,
     blobs: &[Vec<u8>],
     variants: &[DetectorOptions],
+    measure_rss: bool,
 ) -> Result<Vec<Report>> {
     let mut detectors = Vec::new();
     let mut reports = Vec::new();
@@ -196,13 +197,13 @@ fn bench_tract(
         for i in 0..args.warmup {
             run_one(&detector, &blobs[i % blobs.len()])?;
         }
-        let peak_rss_mb = if v == 0 {
+        let peak_rss_mb = if v == 0 && measure_rss {
             for b in blobs {
                 run_one(&detector, b)?;
             }
             peak_rss_mb()
         } else {
-            // Shares the process with the variants loaded before it.
+            // Shares the process with the variants (and repeats) loaded before it.
             f64::NAN
         };
         reports.push(Report {
@@ -409,9 +410,9 @@ fn rows(reports: &[Report]) -> Vec<(String, Vec<f64>)> {
     r
 }
 
-/// Median of some values (NaN when there are none).
+/// Median of some values, NaN ones left out (NaN when none is left).
 fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
+    let mut v: Vec<f64> = values.filter(|x| !x.is_nan()).collect();
     v.sort_by(f64::total_cmp);
     match v.len() {
         0 => f64::NAN,
@@ -561,8 +562,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             });
         }
         let mut runs = Vec::new();
-        for _ in 0..args.repeat.max(1) {
-            let mut reports = bench_tract(&args, &model, &blobs, &variants)?;
+        for repeat in 0..args.repeat.max(1) {
+            let mut reports = bench_tract(&args, &model, &blobs, &variants, repeat == 0)?;
             if args.compare_ort {
                 reports.push(bench_ort(&args, &model, &dir, blobs.len())?);
             }
