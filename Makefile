@@ -57,8 +57,10 @@ clippy-web: rust-tools
 	@scripts/ensure-web-tools.sh
 	$(CARGO) clippy --target wasm32-unknown-unknown -p opti-web -- -D warnings
 
+# OPTI_REQUIRE_PARITY=1: a parity fixture that cannot be checked (model or venv absent)
+# fails the run instead of being skipped (crates/vision/tests/parity.rs).
 test-rust: rust-tools venv
-	$(CARGO) test --workspace
+	OPTI_REQUIRE_PARITY=1 $(CARGO) test --workspace
 
 test-python: venv
 	cd trainer && $(PY) -m pytest -q tests

@@ -48,9 +48,13 @@ pub struct BenchArgs {
     /// Print the table as Markdown (for docs/BENCHMARKS.md).
     #[arg(long)]
     pub markdown: bool,
-    /// Experiment: leave tract's ConcatThenEinsum declutter pass out.
+    /// Also measure tract with its stock optimiser only (no project graph rewrites).
     #[arg(long)]
-    pub skip_concat_then_einsum: bool,
+    pub plain_tract: bool,
+    /// Repeat the whole measurement (tract, then onnxruntime) this many times and print
+    /// the median of each metric over the repeats (steadier on a shared machine).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
 }
 
 /// Median and 90th percentile of a sample, in milliseconds.
@@ -79,10 +83,13 @@ fn spread(samples: &[Duration]) -> Spread {
 }
 
 /// One runtime's results.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Report {
     runtime: String,
     load_ms: f64,
+    /// Decode → decision of the first image right after loading (cold caches, first
+    /// allocations).
+    first_ms: f64,
     decode: Spread,
     preprocess: Spread,
     inference: Spread,
@@ -167,79 +174,109 @@ fn run_one(detector: &Detector, bytes: &[u8]) -> Result<[Duration; 4]> {
     Ok([decode, t.preprocess, t.inference, t.postprocess])
 }
 
-fn bench_tract(args: &BenchArgs, model: &Path, blobs: &[Vec<u8>]) -> Result<Report> {
-    let options = DetectorOptions {
-        skip_concat_then_einsum: args.skip_concat_then_einsum,
-        ..DetectorOptions::default()
-    };
-    let t0 = Instant::now();
-    let detector = Detector::load(model, options)
-        .with_context(|| format!("cannot load model {}", model.display()))?;
-    let load_ms = t0.elapsed().as_secs_f64() * 1000.0;
-    for i in 0..args.warmup {
-        run_one(&detector, &blobs[i % blobs.len()])?;
+/// Loads the tract variants (the default path first, so that its load time and peak
+/// RSS are those of a fresh process), then times them image by image in turn, so that
+/// the machine's background load hits all of them alike.
+fn bench_tract(
+    args: &BenchArgs,
+    model: &Path,
+    blobs: &[Vec<u8>],
+    variants: &[DetectorOptions],
+    measure_rss: bool,
+) -> Result<Vec<Report>> {
+    let mut detectors = Vec::new();
+    let mut reports = Vec::new();
+    for (v, options) in variants.iter().enumerate() {
+        let t0 = Instant::now();
+        let detector = Detector::load(model, *options)
+            .with_context(|| format!("cannot load model {}", model.display()))?;
+        let load_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let t1 = Instant::now();
+        run_one(&detector, &blobs[0])?;
+        let first_ms = t1.elapsed().as_secs_f64() * 1000.0;
+        for i in 0..args.warmup {
+            run_one(&detector, &blobs[i % blobs.len()])?;
+        }
+        let peak_rss_mb = if v == 0 && measure_rss {
+            for b in blobs {
+                run_one(&detector, b)?;
+            }
+            peak_rss_mb()
+        } else {
+            // Shares the process with the variants (and repeats) loaded before it.
+            f64::NAN
+        };
+        reports.push(Report {
+            runtime: if options.plain_tract {
+                "tract 0.23 stock".to_owned()
+            } else {
+                "tract 0.23 + rewrites".to_owned()
+            },
+            load_ms,
+            first_ms,
+            peak_rss_mb,
+            ..Report::default()
+        });
+        detectors.push(detector);
     }
-    let mut stages: [Vec<Duration>; 4] = Default::default();
-    let mut totals = Vec::new();
+    let mut stages: Vec<[Vec<Duration>; 4]> =
+        detectors.iter().map(|_| Default::default()).collect();
+    let mut totals: Vec<Vec<Duration>> = detectors.iter().map(|_| Vec::new()).collect();
     for _ in 0..args.rounds.max(1) {
         for b in blobs {
-            let t = run_one(&detector, b)?;
-            for (k, d) in t.iter().enumerate() {
-                stages[k].push(*d);
+            for (v, detector) in detectors.iter().enumerate() {
+                let t = run_one(detector, b)?;
+                for (k, d) in t.iter().enumerate() {
+                    stages[v][k].push(*d);
+                }
+                totals[v].push(t.iter().sum());
             }
-            totals.push(t.iter().sum());
         }
     }
-    let peak = peak_rss_mb();
-
     let jobs = blobs.len() * args.rounds.max(1);
-    let mut workers = Vec::new();
     for &n in &args.threads {
         let n = n.max(1);
-        let next = AtomicUsize::new(0);
-        let start = Instant::now();
-        std::thread::scope(|s| -> Result<()> {
-            let handles: Vec<_> = (0..n)
-                .map(|_| {
-                    let (det, next) = (detector.clone(), &next);
-                    s.spawn(move || -> Result<()> {
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if i >= jobs {
-                                return Ok(());
-                            }
-                            run_one(&det, &blobs[i % blobs.len()])?;
-                        }
-                    })
-                })
-                .collect();
-            for h in handles {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("benchmark worker panicked"))??;
-            }
-            Ok(())
-        })?;
-        workers.push((n, jobs as f64 / start.elapsed().as_secs_f64()));
+        for (v, detector) in detectors.iter().enumerate() {
+            let ips = throughput(detector, blobs, jobs, n)?;
+            reports[v].workers.push((n, ips));
+        }
     }
-    Ok(Report {
-        runtime: format!(
-            "tract 0.23{}",
-            if args.skip_concat_then_einsum {
-                " (no ConcatThenEinsum)"
-            } else {
-                ""
-            }
-        ),
-        load_ms,
-        decode: spread(&stages[0]),
-        preprocess: spread(&stages[1]),
-        inference: spread(&stages[2]),
-        postprocess: spread(&stages[3]),
-        total: spread(&totals),
-        workers,
-        intra: Vec::new(),
-        peak_rss_mb: peak,
-    })
+    for (v, report) in reports.iter_mut().enumerate() {
+        report.decode = spread(&stages[v][0]);
+        report.preprocess = spread(&stages[v][1]);
+        report.inference = spread(&stages[v][2]);
+        report.postprocess = spread(&stages[v][3]);
+        report.total = spread(&totals[v]);
+    }
+    Ok(reports)
+}
+
+/// Images per second of `n` workers sharing `jobs` images (each worker whole images).
+fn throughput(detector: &Detector, blobs: &[Vec<u8>], jobs: usize, n: usize) -> Result<f64> {
+    let next = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let (det, next) = (detector.clone(), &next);
+                s.spawn(move || -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= jobs {
+                            return Ok(());
+                        }
+                        run_one(&det, &blobs[i % blobs.len()])?;
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("benchmark worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(jobs as f64 / start.elapsed().as_secs_f64())
 }
 
 fn python() -> PathBuf {
@@ -304,6 +341,7 @@ fn bench_ort(args: &BenchArgs, model: &Path, dir: &Path, count: usize) -> Result
     Ok(Report {
         runtime: v["runtime"].as_str().unwrap_or("onnxruntime").to_owned(),
         load_ms: v["load_ms"].as_f64().unwrap_or(f64::NAN),
+        first_ms: v["first_ms"].as_f64().unwrap_or(f64::NAN),
         decode: sp("decode"),
         preprocess: sp("preprocess"),
         inference: sp("inference"),
@@ -315,99 +353,194 @@ fn bench_ort(args: &BenchArgs, model: &Path, dir: &Path, count: usize) -> Result
     })
 }
 
-/// Rows of the comparison: label, tract value, onnxruntime value (if any).
-fn rows(t: &Report, o: Option<&Report>) -> Vec<(String, f64, Option<f64>)> {
-    let mut r = vec![(
-        "model load (ms)".to_owned(),
-        t.load_ms,
-        o.map(|o| o.load_ms),
-    )];
-    let stage = |name: &str, f: fn(&Report) -> Spread| {
-        [
-            (
-                format!("{name} median (ms)"),
-                f(t).median,
-                o.map(|o| f(o).median),
-            ),
-            (format!("{name} p90 (ms)"), f(t).p90, o.map(|o| f(o).p90)),
-        ]
-    };
-    r.extend(stage("decode", |r| r.decode));
-    r.extend(stage("preprocess", |r| r.preprocess));
-    r.extend(stage("inference", |r| r.inference));
-    r.extend(stage("postprocess", |r| r.postprocess));
-    r.extend(stage("total", |r| r.total));
-    for (n, ips) in &t.workers {
-        let other = o.and_then(|o| o.workers.iter().find(|(m, _)| m == n).map(|(_, v)| *v));
-        r.push((format!("images/s, {n} worker(s)"), *ips, other));
+/// Picks one stage's spread out of a report.
+type StageOf = fn(&Report) -> Spread;
+
+/// Rows of the table: label and one value per report.
+fn rows(reports: &[Report]) -> Vec<(String, Vec<f64>)> {
+    let all = |f: &dyn Fn(&Report) -> f64| reports.iter().map(f).collect::<Vec<_>>();
+    let mut r = vec![
+        ("model load (ms)".to_owned(), all(&|r| r.load_ms)),
+        (
+            "first image, decode→decision (ms)".to_owned(),
+            all(&|r| r.first_ms),
+        ),
+        (
+            "cold start: load + first image (ms)".to_owned(),
+            all(&|r| r.load_ms + r.first_ms),
+        ),
+    ];
+    let stages: [(&str, StageOf); 5] = [
+        ("decode", |r| r.decode),
+        ("preprocess", |r| r.preprocess),
+        ("inference", |r| r.inference),
+        ("postprocess", |r| r.postprocess),
+        ("total", |r| r.total),
+    ];
+    for (name, f) in stages {
+        r.push((format!("{name} median (ms)"), all(&|x| f(x).median)));
+        r.push((format!("{name} p90 (ms)"), all(&|x| f(x).p90)));
     }
     r.push((
-        "peak RSS (MiB)".into(),
-        t.peak_rss_mb,
-        o.map(|o| o.peak_rss_mb),
+        "total ÷ inference (medians)".to_owned(),
+        all(&|x| x.total.median / x.inference.median),
     ));
+    let workers: Vec<usize> = reports
+        .first()
+        .map(|t| t.workers.iter().map(|(n, _)| *n).collect())
+        .unwrap_or_default();
+    let ips = |x: &Report, n: usize| {
+        x.workers
+            .iter()
+            .find(|(m, _)| *m == n)
+            .map_or(f64::NAN, |(_, v)| *v)
+    };
+    for &n in &workers {
+        r.push((format!("images/s, {n} worker(s)"), all(&|x| ips(x, n))));
+    }
+    if let (Some(&lo), Some(&hi)) = (workers.first(), workers.last()) {
+        if hi > lo {
+            r.push((
+                format!("throughput {hi} ÷ {lo} worker(s)"),
+                all(&|x| ips(x, hi) / ips(x, lo)),
+            ));
+        }
+    }
+    r.push(("peak RSS (MiB)".into(), all(&|x| x.peak_rss_mb)));
     r
 }
 
-fn print_table(t: &Report, o: Option<&Report>, markdown: bool) {
-    let rows = rows(t, o);
-    let fmt = |v: f64| {
-        if v.is_nan() {
-            "-".to_owned()
-        } else if v >= 100.0 {
-            format!("{v:.0}")
-        } else {
-            format!("{v:.2}")
-        }
+/// Median of some values, NaN ones left out (NaN when none is left).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.filter(|x| !x.is_nan()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// [`rows`] of each repeat, each cell the median over the repeats.
+fn median_rows(runs: &[Vec<Report>]) -> Vec<(String, Vec<f64>)> {
+    let all: Vec<Vec<(String, Vec<f64>)>> = runs.iter().map(|r| rows(r)).collect();
+    let Some(first) = all.first() else {
+        return Vec::new();
     };
-    if markdown {
-        match o {
-            Some(o) => {
-                println!("| metric | {} | {} | tract / ort |", t.runtime, o.runtime);
-                println!("|---|---:|---:|---:|");
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, (label, values))| {
+            let cells = (0..values.len())
+                .map(|c| median(all.iter().filter_map(|run| run.get(i)?.1.get(c).copied())))
+                .collect();
+            (label.clone(), cells)
+        })
+        .collect()
+}
+
+fn fmt_value(v: f64) -> String {
+    if v.is_nan() {
+        "-".to_owned()
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Prints the reports side by side. When the last one is onnxruntime (`ort`), each
+/// other column also gets its ratio to it.
+fn print_table(runs: &[Vec<Report>], ort: bool, markdown: bool) {
+    let Some(reports) = runs.first() else {
+        return;
+    };
+    let (ours, reference) = if ort && reports.len() > 1 {
+        (&reports[..reports.len() - 1], reports.last())
+    } else {
+        (reports.as_slice(), None)
+    };
+    let mut header: Vec<String> = vec!["metric".into()];
+    header.extend(reports.iter().map(|r| r.runtime.clone()));
+    if let Some(o) = reference {
+        for r in ours {
+            header.push(format!("{} ÷ {}", short(&r.runtime), short(&o.runtime)));
+        }
+    }
+    let mut lines = vec![header];
+    for (label, values) in median_rows(runs) {
+        let mut line = vec![label];
+        line.extend(values.iter().map(|v| fmt_value(*v)));
+        if reference.is_some() {
+            let ov = values[values.len() - 1];
+            for v in &values[..values.len() - 1] {
+                line.push(if ov > 0.0 {
+                    fmt_value(v / ov)
+                } else {
+                    "-".into()
+                });
             }
-            None => {
-                println!("| metric | {} |", t.runtime);
-                println!("|---|---:|");
+        }
+        lines.push(line);
+    }
+    if let Some(o) = reference {
+        for (k, (n, _)) in o.intra.iter().enumerate() {
+            let ips = &median(
+                runs.iter()
+                    .filter_map(|r| r.last()?.intra.get(k).map(|x| x.1)),
+            );
+            let mut line = vec![format!("ort images/s, 1 session, intra_op_num_threads={n}")];
+            line.extend(ours.iter().map(|_| String::new()));
+            line.push(fmt_value(*ips));
+            line.extend(ours.iter().map(|_| String::new()));
+            lines.push(line);
+        }
+    }
+    if markdown {
+        for (i, line) in lines.iter().enumerate() {
+            println!("| {} |", line.join(" | "));
+            if i == 0 {
+                let align: Vec<&str> = (0..line.len())
+                    .map(|k| if k == 0 { "---" } else { "---:" })
+                    .collect();
+                println!("|{}|", align.join("|"));
             }
         }
     } else {
-        match o {
-            Some(o) => println!(
-                "{:<28} {:>14} {:>18} {:>12}",
-                "metric", t.runtime, o.runtime, "tract/ort"
-            ),
-            None => println!("{:<28} {:>14}", "metric", t.runtime),
+        let cols = lines[0].len();
+        let width: Vec<usize> = (0..cols)
+            .map(|k| {
+                lines
+                    .iter()
+                    .map(|l| l.get(k).map_or(0, |c| c.chars().count()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for line in &lines {
+            let cells: Vec<String> = line
+                .iter()
+                .enumerate()
+                .map(|(k, c)| {
+                    if k == 0 {
+                        format!("{c:<w$}", w = width[k])
+                    } else {
+                        format!("{c:>w$}", w = width[k])
+                    }
+                })
+                .collect();
+            println!("{}", cells.join("  "));
         }
     }
-    for (label, tv, ov) in rows {
-        let ratio = ov.map(|ov| if ov > 0.0 { fmt(tv / ov) } else { "-".into() });
-        match (markdown, ov) {
-            (true, Some(ov)) => println!(
-                "| {label} | {} | {} | {} |",
-                fmt(tv),
-                fmt(ov),
-                ratio.unwrap_or_default()
-            ),
-            (true, None) => println!("| {label} | {} |", fmt(tv)),
-            (false, Some(ov)) => println!(
-                "{label:<28} {:>14} {:>18} {:>12}",
-                fmt(tv),
-                fmt(ov),
-                ratio.unwrap_or_default()
-            ),
-            (false, None) => println!("{label:<28} {:>14}", fmt(tv)),
-        }
-    }
-    if let Some(o) = o {
-        for (n, ips) in &o.intra {
-            let label = format!("ort images/s, 1 session, intra_op_num_threads={n}");
-            if markdown {
-                println!("| {label} | | {} | |", fmt(*ips));
-            } else {
-                println!("{label:<28} {:>14} {:>18}", "", fmt(*ips));
-            }
-        }
+}
+
+/// First word of a runtime label ("tract", "onnxruntime") plus "stock" if present.
+fn short(label: &str) -> String {
+    let first = label.split_whitespace().next().unwrap_or(label);
+    if label.contains("stock") {
+        format!("{first} stock")
+    } else {
+        first.to_owned()
     }
 }
 
@@ -421,15 +554,24 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let model = crate::serve::default_model_path(args.model.as_deref())?;
     let (blobs, dir, temporary) = load_images(&args)?;
     let outcome = (|| -> Result<()> {
-        let tract = bench_tract(&args, &model, &blobs)?;
-        let ort = if args.compare_ort {
-            Some(bench_ort(&args, &model, &dir, blobs.len())?)
-        } else {
-            None
-        };
+        let mut variants = vec![DetectorOptions::default()];
+        if args.plain_tract {
+            variants.push(DetectorOptions {
+                plain_tract: true,
+                ..DetectorOptions::default()
+            });
+        }
+        let mut runs = Vec::new();
+        for repeat in 0..args.repeat.max(1) {
+            let mut reports = bench_tract(&args, &model, &blobs, &variants, repeat == 0)?;
+            if args.compare_ort {
+                reports.push(bench_ort(&args, &model, &dir, blobs.len())?);
+            }
+            runs.push(reports);
+        }
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
         println!(
-            "model {} · {} images ({}) × {} round(s) · warmup {} · {} CPU cores visible",
+            "model {} · {} images ({}) × {} round(s) · warmup {} · {} CPU cores visible · median of {} repeat(s)",
             model.display(),
             blobs.len(),
             if temporary {
@@ -439,9 +581,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             },
             args.rounds.max(1),
             args.warmup,
-            cores
+            cores,
+            args.repeat.max(1)
         );
-        print_table(&tract, ort.as_ref(), args.markdown);
+        print_table(&runs, args.compare_ort, args.markdown);
         Ok(())
     })();
     if temporary {

@@ -19,6 +19,7 @@ use crate::decode::{decode_bytes, DecodeError, DecodeLimits, ImageKind};
 use crate::letterbox::{letterbox, to_nchw, LetterboxGeometry};
 use crate::metadata::{parse_imgsz, parse_names, MetadataError};
 use crate::postprocess::{candidates, end_to_end, nms, NmsOptions, OutputLayout};
+use crate::rewrite::{declutter_without_concat_then_einsum, speed_up, RewriteReport};
 use crate::stats::image_stats;
 
 /// Why a model could not be loaded.
@@ -79,9 +80,9 @@ pub enum VisionError {
 pub struct DetectorOptions {
     pub nms: NmsOptions,
     pub decode_limits: DecodeLimits,
-    /// Leave tract's `ConcatThenEinsum` declutter pass out of the optimisation (an
-    /// experiment for the speed work; off by default).
-    pub skip_concat_then_einsum: bool,
+    /// Optimise with tract's stock passes only, without the project's graph rewrites
+    /// ([`crate::rewrite`]): for benchmarks and parity checks of the rewrites.
+    pub plain_tract: bool,
 }
 
 /// What the model file says about itself.
@@ -96,6 +97,8 @@ pub struct ModelInfo {
     pub layout: OutputLayout,
     /// Every `metadata_props` entry of the ONNX file (`version`, `date`, `task`, …).
     pub metadata: BTreeMap<String, String>,
+    /// The graph rewrites applied at load time.
+    pub rewrites: RewriteReport,
 }
 
 /// Time spent in each stage of one inspection.
@@ -178,15 +181,13 @@ impl Detector {
         let fact = f32::fact([1, 3, input_height as usize, input_width as usize]);
         let model = model.with_input_fact(0, fact.into()).map_err(onnx_err)?;
         let mut typed = model.into_typed().map_err(onnx_err)?;
-        if options.skip_concat_then_einsum {
-            let mut declutter = tract_onnx::tract_core::optim::Optimizer::declutter();
-            declutter
-                .passes
-                .retain(|p| !format!("{p:?}").starts_with("ConcatThenEinsum"));
-            declutter.optimize(&mut typed).map_err(onnx_err)?;
-        } else {
+        let rewrites = if options.plain_tract {
             typed.declutter().map_err(onnx_err)?;
-        }
+            RewriteReport::default()
+        } else {
+            declutter_without_concat_then_einsum(&mut typed).map_err(onnx_err)?;
+            speed_up(&mut typed).map_err(onnx_err)?
+        };
         typed.optimize().map_err(onnx_err)?;
 
         let shape: Vec<usize> = typed
@@ -220,6 +221,7 @@ impl Detector {
                 input_height,
                 layout,
                 metadata,
+                rewrites,
             }),
             options,
         })

@@ -11,6 +11,7 @@ pub mod detector;
 pub mod letterbox;
 pub mod metadata;
 pub mod postprocess;
+pub mod rewrite;
 pub mod stats;
 
 pub use decode::{decode_bytes, decode_file, DecodeError, DecodeLimits, DecodedImage, ImageKind};
@@ -20,6 +21,7 @@ pub use detector::{
 };
 pub use letterbox::LetterboxGeometry;
 pub use postprocess::{NmsOptions, OutputLayout};
+pub use rewrite::RewriteReport;
 pub use stats::image_stats;
 
 /// Re-exported so callers (CLI, API, tests) need no direct `image` dependency for pixels.

@@ -7,10 +7,20 @@
 //! - the final boxes match `predict` (same count, IoU ≥ 0.99, confidence within 1e-3),
 //!   at the production floor and at a lower one.
 //!
-//! Each `tests/fixtures/parity*/manifest.json` names its model. A model that is absent
-//! (the development models live outside git) skips that fixture with a message, unless
-//! `OPTI_REQUIRE_PARITY=1`; a model whose hash differs from the fixture's fails, asking
-//! for the fixture to be regenerated. Run with `-- --nocapture` to see the measurements.
+//! Fixtures:
+//! - `tests/fixtures/parity/` (committed): the shipped model `models/default/model.onnx`
+//!   ([1, 4 + nc, N] layout) on 20 generated images. Its absence, or a model whose hash
+//!   differs from the fixture's, is a failure (rerun the script, see its header).
+//! - the NMS-free YOLO26 [1, K, 6] layout: a random-weight dev model and its fixture are
+//!   generated at test time into the target dir (`make_dev_model.py`, then
+//!   `make_parity_fixture.py`, with the project venv's Python: `$OPTI_PYTHON` or
+//!   `~/.cache/opti-quality/venv/bin/python`) and reused while the model is unchanged.
+//!   Without that Python it is skipped with a message, unless `OPTI_REQUIRE_PARITY=1`
+//!   (as in `make test`), which makes it a failure.
+//!
+//! The detector runs with the project's graph rewrites (`opti_vision::rewrite`), so
+//! these tests also keep the speed work exact. Run with `-- --nocapture` to see the
+//! measurements.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -35,6 +45,12 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+const SHIPPED_MODEL: &str = "models/default/model.onnx";
+
+fn require() -> bool {
+    std::env::var("OPTI_REQUIRE_PARITY").is_ok_and(|v| v == "1")
+}
+
 fn fixtures() -> &'static [Fixture] {
     static CELL: OnceLock<Vec<Fixture>> = OnceLock::new();
     CELL.get_or_init(|| {
@@ -45,48 +61,146 @@ fn fixtures() -> &'static [Fixture] {
             .filter(|p| p.join("manifest.json").is_file())
             .collect();
         dirs.sort();
-        let require = std::env::var("OPTI_REQUIRE_PARITY").is_ok_and(|v| v == "1");
-        let mut out = Vec::new();
-        for dir in dirs {
-            let text = std::fs::read_to_string(dir.join("manifest.json")).expect("manifest");
-            let manifest: Value = serde_json::from_str(&text).expect("manifest json");
-            let model_ref = manifest["model"]["path"].as_str().expect("model path");
-            let model = if Path::new(model_ref).is_absolute() {
-                PathBuf::from(model_ref)
-            } else {
-                repo_root().join(model_ref)
-            };
-            if !model.is_file() {
-                let msg = format!(
-                    "parity fixture {} needs model {} which is absent; regenerate it with \
-                     crates/vision/tests/fixtures/make_dev_model.py or rerun make_parity_fixture.py",
-                    dir.display(),
-                    model.display()
-                );
-                assert!(!require, "{msg}");
+        match generated_yolo26_fixture() {
+            Ok(dir) => dirs.push(dir),
+            Err(msg) => {
+                assert!(!require(), "{msg}");
                 eprintln!("SKIPPED: {msg}");
-                continue;
             }
-            let bytes = std::fs::read(&model).expect("model bytes");
-            let sha = hex(&Sha256::digest(&bytes));
-            assert_eq!(
-                Some(sha.as_str()),
-                manifest["model"]["sha256"].as_str(),
-                "model {} changed since fixture {} was written: rerun make_parity_fixture.py --model {} --out {}",
-                model.display(),
-                dir.display(),
-                model.display(),
-                dir.display()
-            );
-            let detector = Detector::load(&model, DetectorOptions::default()).expect("load model");
-            out.push(Fixture {
-                dir,
-                manifest,
-                detector,
-            });
         }
-        out
+        dirs.into_iter().map(load_fixture).collect()
     })
+}
+
+fn load_fixture(dir: PathBuf) -> Fixture {
+    let text = std::fs::read_to_string(dir.join("manifest.json")).expect("manifest");
+    let manifest: Value = serde_json::from_str(&text).expect("manifest json");
+    let model = model_of(&manifest);
+    assert!(
+        model.is_file(),
+        "parity fixture {} needs model {} which is absent",
+        dir.display(),
+        model.display()
+    );
+    let sha = sha256_file(&model);
+    assert_eq!(
+        Some(sha.as_str()),
+        manifest["model"]["sha256"].as_str(),
+        "model {} changed since fixture {} was written: rerun \
+         crates/vision/tests/fixtures/make_parity_fixture.py --model {} --out {}",
+        model.display(),
+        dir.display(),
+        model.display(),
+        dir.display()
+    );
+    let detector = Detector::load(&model, DetectorOptions::default()).expect("load model");
+    Fixture {
+        dir,
+        manifest,
+        detector,
+    }
+}
+
+fn model_of(manifest: &Value) -> PathBuf {
+    let model_ref = manifest["model"]["path"].as_str().expect("model path");
+    if Path::new(model_ref).is_absolute() {
+        PathBuf::from(model_ref)
+    } else {
+        repo_root().join(model_ref)
+    }
+}
+
+fn sha256_file(path: &Path) -> String {
+    hex(&Sha256::digest(std::fs::read(path).expect("model bytes")))
+}
+
+fn venv_python() -> Option<PathBuf> {
+    let from_env = std::env::var_os("OPTI_PYTHON").map(PathBuf::from);
+    let home = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/opti-quality/venv/bin/python"));
+    from_env.into_iter().chain(home).find(|p| p.is_file())
+}
+
+/// The YOLO26 (NMS-free, [1, K, 6]) fixture: made at test time, because its model is a
+/// random-weight dev model that is not shipped (see the module documentation). Returns
+/// the fixture folder, or why it cannot be made.
+fn generated_yolo26_fixture() -> Result<PathBuf, String> {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("parity-yolo26");
+    let model = base.join("yolo26n-dev.onnx");
+    let dir = base.join("fixture");
+    if let Ok(text) = std::fs::read_to_string(dir.join("manifest.json")) {
+        let manifest: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        if model.is_file() && manifest["model"]["sha256"].as_str() == Some(&sha256_file(&model)) {
+            return Ok(dir);
+        }
+    }
+    let python = venv_python().ok_or_else(|| {
+        "the YOLO26 [1, K, 6] parity fixture is generated at test time with the project \
+         venv (scripts/ensure-venv.sh, or set OPTI_PYTHON), which is absent"
+            .to_owned()
+    })?;
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let run = |args: &[&std::ffi::OsStr]| -> Result<(), String> {
+        let out = std::process::Command::new(&python)
+            .args(args)
+            .env("YOLO_OFFLINE", "1")
+            .output()
+            .map_err(|e| format!("running {}: {e}", python.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "generating the YOLO26 parity fixture failed ({:?}): {}",
+                args,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).map_err(|e| e.to_string())?;
+    eprintln!(
+        "generating the YOLO26 dev model and its parity fixture in {}",
+        base.display()
+    );
+    run(&[
+        scripts.join("make_dev_model.py").as_os_str(),
+        "--arch".as_ref(),
+        "yolo26n".as_ref(),
+        "--out".as_ref(),
+        model.as_os_str(),
+    ])?;
+    run(&[
+        scripts.join("make_parity_fixture.py").as_os_str(),
+        "--model".as_ref(),
+        model.as_os_str(),
+        "--out".as_ref(),
+        dir.as_os_str(),
+        "--count".as_ref(),
+        "10".as_ref(),
+    ])?;
+    Ok(dir)
+}
+
+#[test]
+fn the_shipped_model_has_a_current_parity_fixture() {
+    let shipped = repo_root().join(SHIPPED_MODEL);
+    let fixture = fixtures()
+        .iter()
+        .find(|f| f.manifest["model"]["path"].as_str() == Some(SHIPPED_MODEL))
+        .unwrap_or_else(|| {
+            panic!(
+                "no parity fixture for {SHIPPED_MODEL}: run \
+                 crates/vision/tests/fixtures/make_parity_fixture.py --model {SHIPPED_MODEL}"
+            )
+        });
+    assert_eq!(
+        fixture.manifest["model"]["sha256"].as_str(),
+        Some(sha256_file(&shipped).as_str())
+    );
+    assert!(images(fixture).len() >= 20, "the fixture holds ~20 images");
+    // The speed rewrite (DFL softmax) is applied to the shipped model, so the parity
+    // tests below check it.
+    assert_eq!(fixture.detector.info().rewrites.softmaxes, 1);
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -112,12 +226,23 @@ fn letterbox_matches_ultralytics_pixel_for_pixel() {
             let name = img["image"].as_str().expect("image");
             let decoded = decode_file(&f.dir.join(name), &limits).expect("decode fixture image");
             let (ours, _) = letterbox(&decoded.rgb, info.input_width, info.input_height);
-            let reference = decode_file(
-                &f.dir.join(img["letterbox"].as_str().expect("letterbox")),
-                &limits,
-            )
-            .expect("decode reference letterbox")
-            .rgb;
+            let Some(lb_file) = img["letterbox"].as_str() else {
+                // PNG sources: only the hash of Ultralytics' letterbox is stored.
+                assert!(
+                    !is_jpeg(name),
+                    "{name}: JPEG fixtures store their letterbox"
+                );
+                assert_eq!(
+                    Some(hex(&Sha256::digest(ours.as_raw())).as_str()),
+                    img["letterbox_rgb_sha256"].as_str(),
+                    "{name}: letterbox differs from Ultralytics' (rerun make_parity_fixture.py \
+                     with --keep-letterbox and --out elsewhere to see the pixels)"
+                );
+                continue;
+            };
+            let reference = decode_file(&f.dir.join(lb_file), &limits)
+                .expect("decode reference letterbox")
+                .rgb;
             assert_eq!(ours.dimensions(), reference.dimensions(), "{name}");
             let diffs: Vec<u8> = ours
                 .as_raw()
@@ -152,13 +277,29 @@ fn letterbox_matches_ultralytics_pixel_for_pixel() {
     }
 }
 
+/// tract's raw output on the very input onnxruntime saw: Ultralytics' letterbox (stored
+/// for JPEG sources; for PNG sources ours, which the letterbox test holds bit-exact).
 fn reference_tensor(f: &Fixture, img: &Value) -> RawOutput {
-    let boxed = decode_file(
-        &f.dir.join(img["letterbox"].as_str().expect("letterbox")),
-        &DecodeLimits::default(),
-    )
-    .expect("decode reference letterbox")
-    .rgb;
+    let limits = DecodeLimits::default();
+    let boxed = match img["letterbox"].as_str() {
+        Some(lb) => {
+            decode_file(&f.dir.join(lb), &limits)
+                .expect("decode reference letterbox")
+                .rgb
+        }
+        None => {
+            let name = img["image"].as_str().expect("image");
+            let decoded = decode_file(&f.dir.join(name), &limits).expect("decode");
+            let info = f.detector.info();
+            let (ours, _) = letterbox(&decoded.rgb, info.input_width, info.input_height);
+            assert_eq!(
+                Some(hex(&Sha256::digest(ours.as_raw())).as_str()),
+                img["letterbox_rgb_sha256"].as_str(),
+                "{name}: letterbox differs from Ultralytics'"
+            );
+            ours
+        }
+    };
     let input = f
         .detector
         .tensor_from_letterboxed(&boxed)
