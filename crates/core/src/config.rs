@@ -26,6 +26,11 @@ pub struct Config {
     /// How long a reviewer's claim holds, in seconds. 10 s to 24 h.
     pub lease_seconds: u32,
     pub drift: DriftConfig,
+    /// Largest drop of mAP50-95 or recall (on the holdout or any slice) that the
+    /// promotion gate tolerates in a candidate. In [0, 0.5].
+    pub gate_tolerance: f32,
+    /// Share of reviewed items frozen into the holdout that judges models. In [0.05, 0.5].
+    pub holdout_share: f32,
 }
 
 impl Default for Config {
@@ -38,6 +43,8 @@ impl Default for Config {
             retrain_min: 10,
             lease_seconds: 300,
             drift: DriftConfig::default(),
+            gate_tolerance: 0.02,
+            holdout_share: 0.2,
         }
     }
 }
@@ -126,6 +133,18 @@ impl Config {
             return Err(DomainError::Invalid(format!(
                 "lease_seconds must be in [10, 86400], got {}",
                 self.lease_seconds
+            )));
+        }
+        if !(self.gate_tolerance.is_finite() && (0.0..=0.5).contains(&self.gate_tolerance)) {
+            return Err(DomainError::Invalid(format!(
+                "gate_tolerance must be in [0, 0.5], got {}",
+                self.gate_tolerance
+            )));
+        }
+        if !(self.holdout_share.is_finite() && (0.05..=0.5).contains(&self.holdout_share)) {
+            return Err(DomainError::Invalid(format!(
+                "holdout_share must be in [0.05, 0.5], got {}",
+                self.holdout_share
             )));
         }
         let d = &self.drift;

@@ -9,10 +9,13 @@ pub mod class;
 pub mod config;
 pub mod drift;
 pub mod error;
+pub mod gate;
 pub mod metrics;
 pub mod ports;
+pub mod retrain;
 pub mod review;
 pub mod routing;
+pub mod snapshot;
 pub mod types;
 pub mod yolo;
 

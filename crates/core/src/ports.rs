@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub use crate::error::StoreError;
+use crate::retrain::RetrainJob;
 use crate::types::{
     AuditAction, AuditEvent, Inspection, ModelRecord, Page, Status, StatusCounts, StoredConfig,
     User,
@@ -74,6 +75,24 @@ pub trait InspectionStore: Send + Sync {
 
     /// How many inspections are in each status.
     async fn count_by_status(&self) -> Result<StatusCounts, StoreError>;
+
+    /// [`InspectionStore::create_inspection`] and, only if the record was created, the
+    /// `events` appended to the audit trail in the same transaction: both happen or
+    /// neither does.
+    async fn create_inspection_audited(
+        &self,
+        inspection: &Inspection,
+        events: &[AuditEvent],
+    ) -> Result<(Inspection, bool), StoreError>;
+
+    /// [`InspectionStore::update_inspection`] and the audit `event` in one transaction:
+    /// a conflict or a failure stores neither, success stores both.
+    async fn update_inspection_audited(
+        &self,
+        next: &Inspection,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> Result<Inspection, StoreError>;
 }
 
 /// Which audit events to list (newest first).
@@ -106,6 +125,13 @@ pub trait ConfigStore: Send + Sync {
         config: &Config,
         expected_version: u64,
     ) -> Result<StoredConfig, StoreError>;
+    /// [`ConfigStore::put_config`] and the audit `event` in one transaction.
+    async fn put_config_audited(
+        &self,
+        config: &Config,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> Result<StoredConfig, StoreError>;
 }
 
 /// Model versions and the pointer to the active one.
@@ -130,6 +156,32 @@ pub trait ModelRegistry: Send + Sync {
         version: &str,
         expected: Option<&str>,
     ) -> Result<(), StoreError>;
+}
+
+/// Retraining jobs, at most one running at a time. Every method that changes a job
+/// takes the audit event of that change and stores both in one transaction (or neither).
+///
+/// An adapter needs: a record per job (id, status, created_at, body), a listing newest
+/// first, update-if-version, and a conditional create that sees a running job (SQLite:
+/// one immediate transaction; DynamoDB: a lock item `retrain-lock` written with a
+/// condition in the same `TransactWriteItems` as the job and its audit event).
+#[async_trait]
+pub trait RetrainJobStore: Send + Sync {
+    /// Stores a new job (status `running`) unless another job is running: then
+    /// `Conflict` with that job as `current`. `AlreadyExists` if the id is taken.
+    async fn create_job(&self, job: &RetrainJob, event: &AuditEvent) -> Result<(), StoreError>;
+    async fn get_job(&self, id: &str) -> Result<RetrainJob, StoreError>;
+    /// The newest `limit` jobs (capped at [`MAX_PAGE`]), newest first.
+    async fn list_jobs(&self, limit: u32) -> Result<Vec<RetrainJob>, StoreError>;
+    /// Stores `next` (with `version = expected_version + 1`) if the stored job is at
+    /// `expected_version`, else `Conflict` with the stored job; appends `event` (if any)
+    /// in the same transaction.
+    async fn update_job(
+        &self,
+        next: &RetrainJob,
+        expected_version: u64,
+        event: Option<&AuditEvent>,
+    ) -> Result<RetrainJob, StoreError>;
 }
 
 /// Local-mode users, found by the SHA-256 of their bearer token.

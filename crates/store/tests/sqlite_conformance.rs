@@ -57,6 +57,10 @@ conformance_tests![
     missing_blob_is_not_found_and_delete_is_idempotent,
     blob_listing_is_sorted_and_scoped_by_prefix,
     unsafe_blob_keys_are_refused,
+    audited_create_appends_events_only_when_created,
+    audited_update_stores_both_and_stale_update_stores_neither,
+    audited_config_put_stores_both_and_stale_put_stores_neither,
+    retrain_jobs_run_one_at_a_time_with_audited_changes,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

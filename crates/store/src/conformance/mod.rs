@@ -19,6 +19,10 @@
 //! - Appending an audit event whose id is already stored keeps the first copy.
 //! - `set_active_model` to an unregistered version is `NotFound`.
 //! - Deleting a missing blob succeeds; blob keys follow [`crate::blob_key`].
+//! - The `*_audited` writes and every retrain-job change store the record and its audit
+//!   event in one transaction; a refused change (conflict) stores neither.
+//! - `retrain_jobs_run_one_at_a_time_with_audited_changes` assumes no other job runs
+//!   meanwhile and leaves none running.
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -26,8 +30,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use opti_core::ports::{
-    AuditLog, BlobStore, ConfigStore, InspectionQuery, InspectionStore, ModelRegistry, StoreError,
-    UserStore,
+    AuditLog, BlobStore, ConfigStore, InspectionQuery, InspectionStore, ModelRegistry,
+    RetrainJobStore, StoreError, UserStore,
 };
 use opti_core::Inspection;
 use thiserror::Error;
@@ -61,6 +65,7 @@ macro_rules! ensure_eq {
     };
 }
 
+mod atomic;
 mod audit;
 mod blobs;
 mod config;
@@ -69,6 +74,7 @@ mod inspections;
 mod models;
 mod users;
 
+pub use atomic::*;
 pub use audit::*;
 pub use blobs::*;
 pub use config::*;
@@ -92,13 +98,21 @@ pub struct Ports<'a> {
     pub users: &'a dyn UserStore,
     /// Image and artifact bytes.
     pub blobs: &'a dyn BlobStore,
+    /// Retraining jobs.
+    pub jobs: &'a dyn RetrainJobStore,
 }
 
 impl<'a> Ports<'a> {
     /// All ports served by one store.
     pub fn of<S>(store: &'a S) -> Self
     where
-        S: InspectionStore + AuditLog + ConfigStore + ModelRegistry + UserStore + BlobStore,
+        S: InspectionStore
+            + AuditLog
+            + ConfigStore
+            + ModelRegistry
+            + UserStore
+            + BlobStore
+            + RetrainJobStore,
     {
         Ports {
             inspections: store,
@@ -107,6 +121,7 @@ impl<'a> Ports<'a> {
             models: store,
             users: store,
             blobs: store,
+            jobs: store,
         }
     }
 }
@@ -290,4 +305,8 @@ checks![
     missing_blob_is_not_found_and_delete_is_idempotent,
     blob_listing_is_sorted_and_scoped_by_prefix,
     unsafe_blob_keys_are_refused,
+    audited_create_appends_events_only_when_created,
+    audited_update_stores_both_and_stale_update_stores_neither,
+    audited_config_put_stores_both_and_stale_put_stores_neither,
+    retrain_jobs_run_one_at_a_time_with_audited_changes,
 ];

@@ -13,7 +13,8 @@ use super::{decode, encode, nanos, LocalStore};
 
 const ENTITY: &str = "audit event";
 
-fn append(conn: &Connection, event: &AuditEvent) -> Result<(), LocalError> {
+/// Appends `event` on `conn` (a transaction, when the caller writes a record with it).
+pub(crate) fn append(conn: &Connection, event: &AuditEvent) -> Result<(), LocalError> {
     let body = encode(ENTITY, event)?;
     // A retried append (same id) keeps the first copy: the trail has each event once.
     conn.execute(

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use opti_core::ports::{ConfigStore, StoreError};
-use opti_core::{Config, StoredConfig};
+use opti_core::{AuditEvent, Config, StoredConfig};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::error::LocalError;
@@ -32,6 +32,7 @@ fn put(
     conn: &mut Connection,
     config: &Config,
     expected_version: u64,
+    event: Option<&AuditEvent>,
 ) -> Result<StoredConfig, LocalError> {
     let body = encode(ENTITY, config)?;
     let next_version = expected_version
@@ -50,6 +51,9 @@ fn put(
          ON CONFLICT (id) DO UPDATE SET version = excluded.version, body = excluded.body",
         params![to_sql_u64("config version", next_version)?, body],
     )?;
+    if let Some(event) = event {
+        super::audit::append(&tx, event)?;
+    }
     tx.commit()?;
     Ok(StoredConfig {
         value: config.clone(),
@@ -69,7 +73,19 @@ impl ConfigStore for LocalStore {
         expected_version: u64,
     ) -> Result<StoredConfig, StoreError> {
         let config = config.clone();
-        self.with_conn(move |c| put(c, &config, expected_version))
+        self.with_conn(move |c| put(c, &config, expected_version, None))
+            .await
+    }
+
+    async fn put_config_audited(
+        &self,
+        config: &Config,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> Result<StoredConfig, StoreError> {
+        let config = config.clone();
+        let event = event.clone();
+        self.with_conn(move |c| put(c, &config, expected_version, Some(&event)))
             .await
     }
 }

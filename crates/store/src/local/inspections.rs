@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use opti_core::ports::{InspectionOrder, InspectionQuery, InspectionStore, StoreError};
-use opti_core::{Inspection, Page, Status, StatusCounts};
+use opti_core::{AuditEvent, Inspection, Page, Status, StatusCounts};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
@@ -44,6 +44,7 @@ impl Row {
 fn create(
     conn: &mut Connection,
     inspection: &Inspection,
+    events: &[AuditEvent],
 ) -> Result<(Inspection, bool), LocalError> {
     let row = Row::of(inspection)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -64,6 +65,9 @@ fn create(
         ],
     )?;
     let result = if inserted == 1 {
+        for event in events {
+            super::audit::append(&tx, event)?;
+        }
         (inspection.clone(), true)
     } else {
         (get(&tx, &inspection.id)?, false)
@@ -96,6 +100,7 @@ fn update(
     conn: &mut Connection,
     next: &Inspection,
     expected_version: u64,
+    event: Option<&AuditEvent>,
 ) -> Result<Inspection, LocalError> {
     let mut stored = next.clone();
     stored.version = expected_version
@@ -131,6 +136,9 @@ fn update(
             row.body
         ],
     )?;
+    if let Some(event) = event {
+        super::audit::append(&tx, event)?;
+    }
     tx.commit()?;
     Ok(stored)
 }
@@ -247,7 +255,7 @@ impl InspectionStore for LocalStore {
         inspection: &Inspection,
     ) -> Result<(Inspection, bool), StoreError> {
         let inspection = inspection.clone();
-        self.with_conn(move |c| create(c, &inspection)).await
+        self.with_conn(move |c| create(c, &inspection, &[])).await
     }
 
     async fn get_inspection(&self, id: &str) -> Result<Inspection, StoreError> {
@@ -261,7 +269,7 @@ impl InspectionStore for LocalStore {
         expected_version: u64,
     ) -> Result<Inspection, StoreError> {
         let next = next.clone();
-        self.with_conn(move |c| update(c, &next, expected_version))
+        self.with_conn(move |c| update(c, &next, expected_version, None))
             .await
     }
 
@@ -275,5 +283,28 @@ impl InspectionStore for LocalStore {
 
     async fn count_by_status(&self) -> Result<StatusCounts, StoreError> {
         self.with_conn(|c| count_by_status(c)).await
+    }
+
+    async fn create_inspection_audited(
+        &self,
+        inspection: &Inspection,
+        events: &[AuditEvent],
+    ) -> Result<(Inspection, bool), StoreError> {
+        let inspection = inspection.clone();
+        let events = events.to_vec();
+        self.with_conn(move |c| create(c, &inspection, &events))
+            .await
+    }
+
+    async fn update_inspection_audited(
+        &self,
+        next: &Inspection,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> Result<Inspection, StoreError> {
+        let next = next.clone();
+        let event = event.clone();
+        self.with_conn(move |c| update(c, &next, expected_version, Some(&event)))
+            .await
     }
 }

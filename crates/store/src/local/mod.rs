@@ -16,6 +16,7 @@ mod config;
 mod cursor;
 mod error;
 mod inspections;
+mod jobs;
 mod models;
 mod schema;
 mod users;

@@ -71,6 +71,18 @@ const MIGRATIONS: &[&str] = &[
         body         TEXT    NOT NULL
     ) STRICT;
     ",
+    // 2: retraining jobs.
+    "
+    CREATE TABLE retrain_jobs (
+        id         TEXT    NOT NULL PRIMARY KEY,
+        status     TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        version    INTEGER NOT NULL,
+        body       TEXT    NOT NULL
+    ) STRICT;
+    CREATE INDEX retrain_jobs_by_created ON retrain_jobs (created_at, id);
+    CREATE INDEX retrain_jobs_by_status ON retrain_jobs (status);
+    ",
 ];
 
 /// The schema version this build writes.
