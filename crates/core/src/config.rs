@@ -66,6 +66,29 @@ pub struct DriftConfig {
     /// Baseline is the window right before the recent one (true) or the first
     /// inspections ever recorded (false, a fixed reference period).
     pub trailing: bool,
+    /// PSI (population stability index, on 10 baseline-quantile bins) above which a
+    /// distribution counts as shifted. The industry's rule of thumb: < 0.1 stable,
+    /// 0.1–0.25 moderate, > 0.25 major. In (0, 10].
+    pub psi_threshold: f32,
+    /// Wasserstein distance of decision confidence (in confidence units: how far the
+    /// confidences moved on average) that counts as drift. In (0, 1].
+    pub confidence_wasserstein: f32,
+    /// Wasserstein distance of an image statistic (brightness, contrast, sharpness), in
+    /// standard deviations of the baseline, that counts as drift. In (0, 100].
+    pub image_shift_sd: f32,
+    /// Rise of the reviewers' override rate or of the audit-sample miss rate (recent −
+    /// baseline, a share) that counts as drift. In (0, 1].
+    pub rate_increase: f32,
+    /// Cramér's V between the baseline's and the recent window's predicted class mix that
+    /// counts as drift. In (0, 1].
+    pub class_mix_v: f32,
+    /// Fewer reviewed items than this in either window makes the override-rate and the
+    /// audit-miss-rate signals say "not enough data". At least 1.
+    pub min_reviews: u32,
+    /// How many null standard deviations a statistic must clear beyond what equal
+    /// distributions reach by chance at the windows' sizes: the effective threshold is
+    /// `max(configured distance, noise floor at noise_z)`. In [0, 20].
+    pub noise_z: f32,
 }
 
 impl Default for DriftConfig {
@@ -76,6 +99,13 @@ impl Default for DriftConfig {
             tolerance: 0.1,
             min_samples: 20,
             trailing: false,
+            psi_threshold: 0.25,
+            confidence_wasserstein: 0.05,
+            image_shift_sd: 0.5,
+            rate_increase: 0.1,
+            class_mix_v: 0.2,
+            min_reviews: 20,
+            noise_z: 4.0,
         }
     }
 }
@@ -163,6 +193,31 @@ impl Config {
             return Err(DomainError::Invalid(
                 "drift.min_samples must be at least 1".into(),
             ));
+        }
+        if d.min_reviews < 1 {
+            return Err(DomainError::Invalid(
+                "drift.min_reviews must be at least 1".into(),
+            ));
+        }
+        let in_range = |name: &str, v: f32, max: f32| {
+            if v.is_finite() && v > 0.0 && v <= max {
+                Ok(())
+            } else {
+                Err(DomainError::Invalid(format!(
+                    "drift.{name} must be in (0, {max}], got {v}"
+                )))
+            }
+        };
+        in_range("psi_threshold", d.psi_threshold, 10.0)?;
+        in_range("confidence_wasserstein", d.confidence_wasserstein, 1.0)?;
+        in_range("image_shift_sd", d.image_shift_sd, 100.0)?;
+        in_range("rate_increase", d.rate_increase, 1.0)?;
+        in_range("class_mix_v", d.class_mix_v, 1.0)?;
+        if !(d.noise_z.is_finite() && (0.0..=20.0).contains(&d.noise_z)) {
+            return Err(DomainError::Invalid(format!(
+                "drift.noise_z must be in [0, 20], got {}",
+                d.noise_z
+            )));
         }
         Ok(())
     }

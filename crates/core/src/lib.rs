@@ -8,6 +8,7 @@
 pub mod class;
 pub mod config;
 pub mod drift;
+pub mod drift_stats;
 pub mod error;
 pub mod gate;
 pub mod metrics;
@@ -20,7 +21,7 @@ pub mod types;
 pub mod yolo;
 
 pub use class::ClassNames;
-pub use config::Config;
+pub use config::{Config, DriftConfig};
 pub use error::DomainError;
 pub use routing::{RoutingDecision, RoutingPolicy};
 pub use types::*;

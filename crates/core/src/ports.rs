@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::drift::DriftRecord;
 pub use crate::error::StoreError;
 use crate::retrain::RetrainJob;
 use crate::types::{
@@ -205,4 +206,31 @@ pub trait BlobStore: Send + Sync {
     async fn delete_blob(&self, key: &str) -> Result<(), StoreError>;
     /// Keys under `prefix`, sorted.
     async fn list_blobs(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// Which drift records to list (newest first).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DriftQuery {
+    /// Page size; adapters cap it at [`MAX_PAGE`] (0: their default).
+    pub limit: u32,
+    /// Opaque cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// The history of drift evaluations: one [`DriftRecord`] per evaluated window, written
+/// by the scheduled evaluation (a timer in `opti serve`, EventBridge in AWS) and read by
+/// `GET /drift/history`. The latest record also carries the open alarm episodes, so the
+/// next evaluation knows which alarms were already raised.
+///
+/// An adapter needs one table/partition keyed by `id`, sorted by `(evaluated_at, id)`.
+#[async_trait]
+pub trait DriftHistory: Send + Sync {
+    /// Create-if-absent by `record.id`: stores it and returns `true`, or returns `false`
+    /// and keeps the record already stored under that id unchanged (a second evaluator
+    /// of the same window, a retried Lambda).
+    async fn put_drift_record(&self, record: &DriftRecord) -> Result<bool, StoreError>;
+    /// Newest first by `evaluated_at`, ties by `id` descending; keyset pages that stay
+    /// stable while records are added. A cursor this store did not hand out is `BadCursor`.
+    async fn list_drift_records(&self, query: &DriftQuery)
+        -> Result<Page<DriftRecord>, StoreError>;
 }

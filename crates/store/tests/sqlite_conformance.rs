@@ -70,3 +70,34 @@ async fn run_all_passes_twice_on_one_shared_store_like_reused_aws_tables() {
     conformance::run_all(&ports).await.unwrap();
     conformance::run_all(&ports).await.unwrap();
 }
+
+macro_rules! drift_conformance_tests {
+    ($($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let (_dir, store) = fresh_store();
+                conformance::$check(&store).await.unwrap();
+            }
+        )*
+
+        #[test]
+        fn every_drift_history_check_has_its_own_test() {
+            let here: &[&str] = &[$(stringify!($check)),*];
+            assert_eq!(here, conformance::DRIFT_CHECKS);
+        }
+    };
+}
+
+drift_conformance_tests![
+    drift_record_put_is_create_if_absent_and_round_trips,
+    drift_history_lists_newest_first_with_stable_pages,
+    garbage_drift_cursor_is_bad_cursor,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_checks_pass_twice_on_one_shared_store() {
+    let (_dir, store) = fresh_store();
+    conformance::run_drift_all(&store).await.unwrap();
+    conformance::run_drift_all(&store).await.unwrap();
+}

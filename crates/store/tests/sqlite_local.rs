@@ -148,8 +148,8 @@ fn migrations_run_once_and_reopening_is_idempotent() {
         )
         .expect("count tables");
     assert_eq!(
-        tables, 7,
-        "inspections, audit, config, models, pointers, users, retrain jobs"
+        tables, 8,
+        "inspections, audit, config, models, pointers, users, retrain jobs, drift_records"
     );
 }
 

@@ -23,6 +23,9 @@
 //!   event in one transaction; a refused change (conflict) stores neither.
 //! - `retrain_jobs_run_one_at_a_time_with_audited_changes` assumes no other job runs
 //!   meanwhile and leaves none running.
+//!
+//! The drift history ([`opti_core::ports::DriftHistory`]) has its own list,
+//! [`DRIFT_CHECKS`] / [`run_drift_all`], taking the port alone.
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -69,6 +72,7 @@ mod atomic;
 mod audit;
 mod blobs;
 mod config;
+mod drift;
 mod fixtures;
 mod inspections;
 mod models;
@@ -78,6 +82,7 @@ pub use atomic::*;
 pub use audit::*;
 pub use blobs::*;
 pub use config::*;
+pub use drift::*;
 pub use inspections::*;
 pub use models::*;
 pub use users::*;

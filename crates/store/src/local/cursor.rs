@@ -22,6 +22,9 @@ pub(crate) enum Cursor {
     /// Audit events, newest first: `(at, id)` descending.
     #[serde(rename = "a")]
     Audit { t: i64, id: String },
+    /// Drift records, newest first: `(evaluated_at, id)` descending.
+    #[serde(rename = "d")]
+    Drift { t: i64, id: String },
 }
 
 impl Cursor {

@@ -14,6 +14,7 @@ mod audit;
 mod blobs;
 mod config;
 mod cursor;
+mod drift;
 mod error;
 mod inspections;
 mod jobs;

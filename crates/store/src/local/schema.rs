@@ -83,6 +83,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX retrain_jobs_by_created ON retrain_jobs (created_at, id);
     CREATE INDEX retrain_jobs_by_status ON retrain_jobs (status);
     ",
+    // 3: the drift history (one record per evaluated window).
+    "
+    CREATE TABLE drift_records (
+        id           TEXT    NOT NULL PRIMARY KEY,
+        evaluated_at INTEGER NOT NULL,
+        body         TEXT    NOT NULL
+    ) STRICT;
+    CREATE INDEX drift_records_by_evaluated ON drift_records (evaluated_at, id);
+    ",
 ];
 
 /// The schema version this build writes.
