@@ -190,7 +190,10 @@ mod tests {
         for (case, cand, active, want) in table {
             let d = decide(cand, active, tol);
             assert_eq!(d.promote, *want, "{case}: {:?}", d.reasons);
-            assert!(!d.reasons.is_empty(), "{case}: a decision states its reasons");
+            assert!(
+                !d.reasons.is_empty(),
+                "{case}: a decision states its reasons"
+            );
             assert_eq!(&d.candidate, cand);
             assert_eq!(&d.active, active);
         }

@@ -237,7 +237,11 @@ mod tests {
     #[test]
     fn holdout_is_frozen_and_train_items_never_join_it() {
         let first_items = line(20);
-        let first = plan_splits(&first_items, &PreviousSplit::default(), SplitShares::default());
+        let first = plan_splits(
+            &first_items,
+            &PreviousSplit::default(),
+            SplitShares::default(),
+        );
         let previous = PreviousSplit {
             holdout: first
                 .iter()
@@ -254,7 +258,11 @@ mod tests {
         }
         for (id, split) in &first {
             if *split != Split::Holdout {
-                assert_ne!(second[id], Split::Holdout, "{id} was trainable; never holdout");
+                assert_ne!(
+                    second[id],
+                    Split::Holdout,
+                    "{id} was trainable; never holdout"
+                );
             }
         }
         let holdout = second.values().filter(|s| **s == Split::Holdout).count();

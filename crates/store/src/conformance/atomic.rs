@@ -228,9 +228,7 @@ fn job(id: &str, created_at: time::OffsetDateTime) -> RetrainJob {
 /// updates are conditional on the version; each change stores its audit event; jobs
 /// list newest first; an unknown job is `NotFound`. Assumes no other job runs in the
 /// store meanwhile.
-pub async fn retrain_jobs_run_one_at_a_time_with_audited_changes(
-    ports: &Ports<'_>,
-) -> CheckResult {
+pub async fn retrain_jobs_run_one_at_a_time_with_audited_changes(ports: &Ports<'_>) -> CheckResult {
     let tag = run_tag();
     let base = base_time();
     let first = job(&format!("job-{tag}-1"), base);
@@ -277,7 +275,11 @@ pub async fn retrain_jobs_run_one_at_a_time_with_audited_changes(
     };
     let current: RetrainJob = serde_json::from_value(*current)
         .map_err(|e| CheckFailure::new(format!("Conflict.current is not a job: {e}")))?;
-    ensure_eq!(current.id, first.id, "Conflict.current names the running job");
+    ensure_eq!(
+        current.id,
+        first.id,
+        "Conflict.current names the running job"
+    );
     ensure!(
         event_ids_of(ports, &entity(&second)).await?.is_empty(),
         "a refused job left an audit event"
@@ -304,7 +306,11 @@ pub async fn retrain_jobs_run_one_at_a_time_with_audited_changes(
         .update_job(&failed, first.version, Some(&failed_event))
         .await
         .ctx("failing the job")?;
-    ensure_eq!(stored.version, first.version + 1, "job version after update");
+    ensure_eq!(
+        stored.version,
+        first.version + 1,
+        "job version after update"
+    );
     let stale_event = event(
         &format!("evt-{tag}-j1s"),
         "system",
@@ -340,7 +346,11 @@ pub async fn retrain_jobs_run_one_at_a_time_with_audited_changes(
         .map(|j| j.id.as_str())
         .filter(|id| id.starts_with(&format!("job-{tag}-")))
         .collect();
-    ensure_eq!(ours, vec![second.id.as_str(), first.id.as_str()], "newest first");
+    ensure_eq!(
+        ours,
+        vec![second.id.as_str(), first.id.as_str()],
+        "newest first"
+    );
     let err = expect_err(
         ports.jobs.get_job(&format!("job-{tag}-none")).await,
         "unknown job",
