@@ -70,6 +70,34 @@ conformance_tests![
     missing_blob_is_not_found_and_delete_is_idempotent,
     blob_listing_is_sorted_and_scoped_by_prefix,
     unsafe_blob_keys_are_refused,
+    audited_create_appends_events_only_when_created,
+    audited_update_stores_both_and_stale_update_stores_neither,
+    audited_config_put_stores_both_and_stale_put_stores_neither,
+    retrain_jobs_run_one_at_a_time_with_audited_changes,
+];
+
+macro_rules! drift_conformance_tests {
+    ($($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let store = fresh_store().await;
+                conformance::$check(&store).await.unwrap();
+            }
+        )*
+
+        #[test]
+        fn every_drift_history_check_has_its_own_test() {
+            let here: &[&str] = &[$(stringify!($check)),*];
+            assert_eq!(here, conformance::DRIFT_CHECKS);
+        }
+    };
+}
+
+drift_conformance_tests![
+    drift_record_put_is_create_if_absent_and_round_trips,
+    drift_history_lists_newest_first_with_stable_pages,
+    garbage_drift_cursor_is_bad_cursor,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,6 +106,8 @@ async fn run_all_passes_twice_on_one_shared_table_and_bucket() {
     let ports = Ports::of(&store);
     conformance::run_all(&ports).await.unwrap();
     conformance::run_all(&ports).await.unwrap();
+    conformance::run_drift_all(&store).await.unwrap();
+    conformance::run_drift_all(&store).await.unwrap();
 }
 
 /// The queue index is sparse: a record leaves it when it is claimed or reviewed, so

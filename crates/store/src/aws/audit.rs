@@ -17,7 +17,8 @@ fn kind(entity: &str) -> Option<&str> {
     entity.split_once('/').map(|(kind, _)| kind)
 }
 
-fn item_of(event: &AuditEvent) -> Result<Item, StoreError> {
+/// The item of an audit event (also written inside transactions, see [`super::txn`]).
+pub(crate) fn item_of(event: &AuditEvent) -> Result<Item, StoreError> {
     let tkey = time_id_key(event.at, &event.id)?;
     let mut item = Item::new();
     item.insert(keys::PK.into(), s(format!("AUDIT#{}", event.id)));

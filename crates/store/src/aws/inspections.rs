@@ -6,10 +6,11 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use opti_core::ports::{InspectionOrder, InspectionQuery, InspectionStore, StoreError};
-use opti_core::{Inspection, Page, Status, StatusCounts};
+use opti_core::{AuditEvent, Inspection, Page, Status, StatusCounts};
 
 use super::keys::{self, time_id_key, time_key, GSI1, GSI2, GSI3, GSI4, QUEUE};
 use super::query::{tighter, Cursor, Filter, KeysetQuery};
+use super::txn::{refused, Op, Refusal};
 use super::{backend, decode, encode, get_s, n, s, AwsStore, Item};
 
 const ENTITY: &str = "inspection";
@@ -252,5 +253,81 @@ impl InspectionStore for AwsStore {
             counts.insert(status, n);
         }
         Ok(counts)
+    }
+
+    /// One transaction: the conditional put of the record and the appends of `events`.
+    async fn create_inspection_audited(
+        &self,
+        inspection: &Inspection,
+        events: &[AuditEvent],
+    ) -> Result<(Inspection, bool), StoreError> {
+        let mut ops = vec![Op::put(
+            self.table(),
+            item_of(inspection)?,
+            Some("attribute_not_exists(#pk)"),
+            vec![],
+        )?];
+        ops.extend(Op::audits(self.table(), events)?);
+        match self.transact(ops).await? {
+            Ok(()) => Ok((inspection.clone(), true)),
+            Err(refusals) => match &refusals[0] {
+                Refusal::Condition(current) => {
+                    let current = match current {
+                        Some(item) => Some(item.clone()),
+                        None => self.get_item(&pk(&inspection.id)).await?,
+                    };
+                    match current {
+                        Some(item) => Ok((decode(ENTITY, &item)?, false)),
+                        None => Err(refused("audited create", &refusals)),
+                    }
+                }
+                _ => Err(refused("audited create", &refusals)),
+            },
+        }
+    }
+
+    /// One transaction: the version-conditional put of the record and the append of
+    /// `event`.
+    async fn update_inspection_audited(
+        &self,
+        next: &Inspection,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> Result<Inspection, StoreError> {
+        let mut stored = next.clone();
+        stored.version = expected_version
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Backend("inspection version overflow".into()))?;
+        let ops = vec![
+            Op::put(
+                self.table(),
+                item_of(&stored)?,
+                Some("attribute_exists(#pk) AND ver = :expected"),
+                vec![(":expected", n(expected_version))],
+            )?,
+            Op::audit(self.table(), event)?,
+        ];
+        match self.transact(ops).await? {
+            Ok(()) => Ok(stored),
+            Err(refusals) => match &refusals[0] {
+                Refusal::Condition(current) => {
+                    let current = match current {
+                        Some(item) => Some(item.clone()),
+                        None => self.get_item(&pk(&next.id)).await?,
+                    };
+                    match current {
+                        Some(item) => Err(StoreError::Conflict {
+                            entity: ENTITY,
+                            current: Box::new(decode(ENTITY, &item)?),
+                        }),
+                        None => Err(StoreError::NotFound {
+                            entity: ENTITY,
+                            id: next.id.clone(),
+                        }),
+                    }
+                }
+                _ => Err(refused("audited update", &refusals)),
+            },
+        }
     }
 }

@@ -13,11 +13,14 @@
 mod audit;
 mod blobs;
 mod config;
+mod drift;
 mod inspections;
+mod jobs;
 pub mod keys;
 mod models;
 mod query;
 mod schema;
+mod txn;
 mod users;
 
 use std::collections::HashMap;
