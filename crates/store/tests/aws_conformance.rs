@@ -195,3 +195,213 @@ async fn refused_conditional_put_returns_the_stored_item() {
         .expect("the stored item comes back with the refusal");
     assert_eq!(item.get("body"), Some(&AttributeValue::S("first".into())));
 }
+
+fn event(id: &str, entity: &str, after: &str) -> opti_core::AuditEvent {
+    opti_core::AuditEvent {
+        id: id.to_owned(),
+        actor: "admin:a".into(),
+        action: opti_core::AuditAction::RetrainStarted,
+        entity: entity.to_owned(),
+        before: None,
+        after: Some(serde_json::json!({ "note": after })),
+        at: time::OffsetDateTime::now_utc(),
+    }
+}
+
+fn job(id: &str) -> opti_core::retrain::RetrainJob {
+    let now = time::OffsetDateTime::now_utc();
+    opti_core::retrain::RetrainJob {
+        id: id.to_owned(),
+        status: opti_core::retrain::JobStatus::Running,
+        phase: "snapshot".into(),
+        trigger: "manual".into(),
+        requested_by: "admin:a".into(),
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+        reviewed_count: 0,
+        parent_version: None,
+        snapshot_id: None,
+        snapshot: None,
+        epochs: 1,
+        progress: Vec::new(),
+        candidate_version: None,
+        gate: None,
+        promoted: false,
+        error: None,
+        log_tail: Vec::new(),
+        version: 1,
+    }
+}
+
+/// The `job` attribute of the lock item, `None` when no lock is held.
+async fn lock_holder(store: &AwsStore) -> Option<String> {
+    let out = store
+        .dynamodb()
+        .get_item()
+        .table_name(store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("RETRAIN_LOCK".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("read the lock item");
+    out.item.map(|item| {
+        item.get("job")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .expect("the lock names its job")
+    })
+}
+
+/// The events stored for `entity`.
+async fn events_of(store: &AwsStore, entity: &str) -> Vec<opti_core::AuditEvent> {
+    use opti_core::ports::{AuditLog, AuditQuery};
+    store
+        .list_audit(&AuditQuery {
+            entity: Some(entity.to_owned()),
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("list audit")
+        .items
+}
+
+/// A retried request re-sends an event whose id is stored: the transaction still stores
+/// the record change, and the trail keeps the first copy of the event (as the plain
+/// append does), instead of the whole write being refused.
+#[tokio::test]
+async fn audited_write_with_an_already_stored_event_keeps_the_first_copy() {
+    use opti_core::ports::{AuditLog, ConfigStore};
+    let store = fresh_store().await;
+    let entity = format!("config-{}", run_tag());
+    let first = event("evt-retried", &entity, "first");
+    store.append_audit(&first).await.expect("append");
+    let found = store.get_config().await.expect("config");
+    let mut changed = found.value.clone();
+    changed.retrain_min = changed.retrain_min % 50 + 1;
+    let stored = store
+        .put_config_audited(
+            &changed,
+            found.version,
+            &event("evt-retried", &entity, "second"),
+        )
+        .await
+        .expect("the audited put succeeds although its event is stored");
+    assert_eq!(stored.version, found.version + 1);
+    assert_eq!(store.get_config().await.expect("config").value, changed);
+    assert_eq!(events_of(&store, &entity).await, vec![first]);
+}
+
+/// The lock item names the running job while it runs (progress updates keep it), and
+/// the update that finishes the job removes it in the same transaction.
+#[tokio::test]
+async fn retrain_lock_names_the_running_job_and_is_released_with_it() {
+    use opti_core::ports::RetrainJobStore;
+    use opti_core::retrain::JobStatus;
+    let store = fresh_store().await;
+    let tag = run_tag();
+    let first = job(&format!("job-{tag}-1"));
+    let entity = format!("retrain/{}", first.id);
+    store
+        .create_job(&first, &event(&format!("evt-{tag}-1"), &entity, "start"))
+        .await
+        .expect("create");
+    assert_eq!(lock_holder(&store).await, Some(first.id.clone()));
+
+    let mut progressed = first.clone();
+    progressed.phase = "train".into();
+    let progressed = store
+        .update_job(&progressed, 1, None)
+        .await
+        .expect("progress");
+    assert_eq!(lock_holder(&store).await, Some(first.id.clone()));
+
+    // Even a job that would not run is refused while one runs (as in SQLite).
+    let mut idle = job(&format!("job-{tag}-idle"));
+    idle.status = JobStatus::Failed;
+    let err = store
+        .create_job(
+            &idle,
+            &event(&format!("evt-{tag}-idle"), "retrain/idle", "x"),
+        )
+        .await
+        .expect_err("refused while a job runs");
+    assert!(
+        matches!(err, opti_core::ports::StoreError::Conflict { .. }),
+        "{err:?}"
+    );
+
+    let mut done = progressed.clone();
+    done.status = JobStatus::Succeeded;
+    store
+        .update_job(
+            &done,
+            progressed.version,
+            Some(&event(&format!("evt-{tag}-2"), &entity, "done")),
+        )
+        .await
+        .expect("finish");
+    assert_eq!(
+        lock_holder(&store).await,
+        None,
+        "finishing released the lock"
+    );
+    assert_eq!(events_of(&store, &entity).await.len(), 2);
+}
+
+/// Two jobs started at once: exactly one runs, the other is `Conflict` naming it, and
+/// a finished job cannot be moved back to running while another runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_job_starts_one_runs_and_the_other_gets_conflict_with_it() {
+    use opti_core::ports::{RetrainJobStore, StoreError};
+    use opti_core::retrain::{JobStatus, RetrainJob};
+    let store = fresh_store().await;
+    let tag = run_tag();
+    let (a, b) = (job(&format!("job-{tag}-a")), job(&format!("job-{tag}-b")));
+    let (ea, eb) = (
+        event(&format!("evt-{tag}-a"), "retrain/a", "a"),
+        event(&format!("evt-{tag}-b"), "retrain/b", "b"),
+    );
+    let (ra, rb) = tokio::join!(store.create_job(&a, &ea), store.create_job(&b, &eb));
+    let (winner, loser, err) = match (ra, rb) {
+        (Ok(()), Err(e)) => (&a, &b, e),
+        (Err(e), Ok(())) => (&b, &a, e),
+        other => panic!("expected exactly one start to succeed, got {other:?}"),
+    };
+    let StoreError::Conflict { current, .. } = err else {
+        panic!("the refused start gave {err:?}");
+    };
+    let current: RetrainJob = serde_json::from_value(*current).expect("a job");
+    assert_eq!(current.id, winner.id);
+    assert!(matches!(
+        store.get_job(&loser.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(lock_holder(&store).await, Some(winner.id.clone()));
+
+    // Finish the winner, start the loser, then try to revive the winner.
+    let mut finished = winner.clone();
+    finished.status = JobStatus::Failed;
+    let finished = store.update_job(&finished, 1, None).await.expect("finish");
+    store
+        .create_job(loser, &event(&format!("evt-{tag}-c"), "retrain/c", "c"))
+        .await
+        .expect("start the other");
+    let mut revived = finished.clone();
+    revived.status = JobStatus::Running;
+    let err = store
+        .update_job(&revived, finished.version, None)
+        .await
+        .expect_err("a second running job");
+    let StoreError::Conflict { current, .. } = err else {
+        panic!("reviving gave {err:?}");
+    };
+    let current: RetrainJob = serde_json::from_value(*current).expect("a job");
+    assert_eq!(current.id, loser.id, "Conflict names the running job");
+    assert_eq!(store.get_job(&winner.id).await.expect("get"), finished);
+    assert_eq!(lock_holder(&store).await, Some(loser.id.clone()));
+}
