@@ -10,10 +10,30 @@
 //! | config      | `CONFIG`          | —                       | —                 | —                  | —                      | —                     |
 //! | user        | `USER#{name}`     | `USER`, name            | —                 | —                  | —                      | —                     |
 //! | token       | `TOKEN#{sha256}`  | —                       | —                 | —                  | —                      | —                     |
+//! | retrain job | `JOB#{id}`        | `JOB`, created#id       | —                 | —                  | —                      | —                     |
+//! | retrain lock| `RETRAIN_LOCK`    | —                       | —                 | —                  | —                      | —                     |
+//! | drift record| `DRIFT#{id}`      | `DRIFT`, evaluated#id   | —                 | —                  | —                      | —                     |
 //!
-//! Every record keeps its JSON in `body` and its optimistic-locking version in `ver`;
-//! inspections and audit events also carry plain attributes for filter expressions
-//! (`status`, `camera`, `sample`, `created`; `actor`, `action`, `entity`).
+//! Every record keeps its JSON in `body` and its optimistic-locking version in `ver`
+//! (drift records have none: they are written once); inspections and audit events also
+//! carry plain attributes for filter expressions (`status`, `camera`, `sample`,
+//! `created`; `actor`, `action`, `entity`), retrain jobs their `status`.
+//!
+//! Retrain jobs list newest first on gsi1 (`JOB`). The lock item `RETRAIN_LOCK` exists
+//! exactly while a job runs and names it in `job`: `create_job` writes it (condition:
+//! absent) in one `TransactWriteItems` with the job (condition: absent) and its audit
+//! event; the `update_job` that moves the job out of `running` deletes it (condition:
+//! `job` is this job) in the transaction that stores the job (condition: `ver`) and its
+//! event. An update that keeps a job running re-puts the lock (condition: absent or
+//! this job's), so a second running job cannot appear through an update either.
+//!
+//! The audited writes (`create_inspection_audited`, `update_inspection_audited`,
+//! `put_config_audited`, every job change) are one `TransactWriteItems` of the
+//! conditional record put and the audit puts (condition: id absent); see `aws/txn.rs`
+//! for how refusals map to `Conflict` / `AlreadyExists` / `NotFound`.
+//!
+//! Drift records list newest first by `(evaluated_at, id)` on gsi1 (`DRIFT`); a put is
+//! conditional on the id being absent (create-if-absent).
 //!
 //! Sort keys are strings whose byte order is the listing order: a time is its UTC
 //! nanoseconds shifted to unsigned and zero-padded to 20 digits, a confidence its

@@ -8,7 +8,10 @@
 //!
 //! Every conditional write uses `ReturnValuesOnConditionCheckFailure = ALL_OLD`, so a
 //! refused write reports the item as stored in the same round trip
-//! ([`StoreError::Conflict`]`{current}`).
+//! ([`StoreError::Conflict`]`{current}`). A record written together with its audit
+//! events (the `*_audited` writes, retraining jobs) goes in one `TransactWriteItems`;
+//! a refused transaction reports the stored item when DynamoDB returns it and is read
+//! back when it does not (moto), so `Conflict.current` is the same either way.
 
 mod audit;
 mod blobs;
