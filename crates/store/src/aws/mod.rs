@@ -11,7 +11,7 @@
 //! ([`StoreError::Conflict`]`{current}`). A record written together with its audit
 //! events (the `*_audited` writes, retraining jobs) goes in one `TransactWriteItems`;
 //! a refused transaction reports the stored item when DynamoDB returns it and is read
-//! back when it does not (moto), so `Conflict.current` is the same either way.
+//! back when it does not (moto 5.2 returns it), so `Conflict.current` is the same either way.
 
 mod audit;
 mod blobs;
