@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # Kept outside the checkout so that fresh clones on the same machine reuse it.
 VENV ?= $(HOME)/.cache/opti-quality/venv
 PY := $(VENV)/bin/python
-REQ_HASH := $(shell cat trainer/requirements.txt trainer/requirements-test.txt 2>/dev/null | sha256sum | cut -c1-16)
+REQ_HASH := $(shell cat trainer/requirements.txt trainer/requirements-test.txt infra/requirements.txt 2>/dev/null | sha256sum | cut -c1-16)
 VENV_STAMP := $(VENV)/.opti-req-$(REQ_HASH)
 
 PORT ?= 8080
@@ -20,7 +20,7 @@ CARGO ?= cargo
 export OPTI_PYTHON := $(PY)
 export YOLO_OFFLINE := 1
 
-.PHONY: run test build web venv rust-tools fmt-check clippy clippy-web test-rust test-python test-api-fuzz test-web clean help
+.PHONY: run test build web venv rust-tools fmt-check clippy clippy-web test-rust test-python test-api-fuzz test-web test-aws clean help
 
 help:
 	@echo "make run    build and start opti serve --demo on http://localhost:$(PORT)"
@@ -30,7 +30,7 @@ rust-tools:
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) first" >&2; exit 1; }
 	@scripts/ensure-rust-components.sh
 
-$(VENV_STAMP): trainer/requirements.txt trainer/requirements-test.txt
+$(VENV_STAMP): trainer/requirements.txt trainer/requirements-test.txt infra/requirements.txt
 	@scripts/ensure-venv.sh "$(VENV)" "$(VENV_STAMP)"
 
 venv: $(VENV_STAMP)
@@ -76,7 +76,15 @@ test-web: rust-tools venv web
 	$(CARGO) build --bin opti
 	OPTI_BIN=$${OPTI_BIN:-target/debug/opti} WEB_DIST=web/dist $(PY) -m pytest -q web/e2e
 
-test: fmt-check clippy clippy-web test-rust test-python test-api-fuzz test-web
+
+# AWS mode against moto server (started and stopped by the script): the DynamoDB/S3
+# adapter's conformance suite. The `aws` feature is off in the workspace build, so it
+# gets its own clippy here.
+test-aws: rust-tools venv
+	$(CARGO) clippy -p opti-store --features aws --all-targets -- -D warnings
+	scripts/test-aws.sh $(VENV) $(CARGO) test -p opti-store --features aws --lib --test aws_conformance
+
+test: fmt-check clippy clippy-web test-rust test-python test-api-fuzz test-aws test-web
 	@echo "make test: all checks passed"
 
 clean:

@@ -10,8 +10,9 @@ if [ ! -x "$venv/bin/python" ]; then
   mkdir -p "$(dirname "$venv")"
   python3 -m venv "$venv"
 fi
-echo "installing pinned trainer and test requirements into $venv"
+echo "installing pinned trainer, test and AWS-tool requirements into $venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check \
-  -r "$root/trainer/requirements.txt" -r "$root/trainer/requirements-test.txt"
+  -r "$root/trainer/requirements.txt" -r "$root/trainer/requirements-test.txt" \
+  -r "$root/infra/requirements.txt"
 rm -f "$venv"/.opti-req-*
 touch "$stamp"

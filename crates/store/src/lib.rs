@@ -5,14 +5,21 @@
 //! - [`conformance`]: backend-agnostic checks of the port semantics (idempotent create,
 //!   optimistic updates, stable keyset pagination, audit filters, registry pointer CAS,
 //!   blobs). Every adapter's tests run the same list, see [`conformance::run_all`].
+//! - `aws` (feature `aws`): DynamoDB (records, one table) and S3 (blobs), for the
+//!   serverless deployment; the same conformance suite runs against moto.
 //! - [`blob_key`]: the blob key rules every adapter enforces, so that a key that is
 //!   refused locally is refused in AWS too.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod blob_key;
 pub mod conformance;
 pub mod local;
 
 pub use local::LocalStore;
+
+#[cfg(feature = "aws")]
+pub use aws::AwsStore;
 
 use opti_core::ports::MAX_PAGE;
 
