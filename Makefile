@@ -20,7 +20,7 @@ CARGO ?= cargo
 export OPTI_PYTHON := $(PY)
 export YOLO_OFFLINE := 1
 
-.PHONY: run test build venv rust-tools fmt-check clippy test-rust test-python test-api-fuzz test-aws clean help
+.PHONY: run test build venv rust-tools fmt-check clippy test-rust test-python test-api-fuzz test-aws test-infra clean help
 
 help:
 	@echo "make run    build and start opti serve --demo on http://localhost:$(PORT)"
@@ -59,13 +59,21 @@ test-api-fuzz: rust-tools venv
 	scripts/schemathesis.sh target/debug/opti $(VENV)
 
 # AWS mode against moto server (started and stopped by the script): the DynamoDB/S3
-# adapter's conformance suite. The `aws` feature is off in the workspace build, so it
-# gets its own clippy here.
+# adapter's conformance suite and the Lambda functions' handlers (upload events, review
+# API with Cognito callers, scheduled drift). In test-rust, without moto, they skip.
 test-aws: rust-tools venv
-	$(CARGO) clippy -p opti-store --features aws --all-targets -- -D warnings
-	scripts/test-aws.sh $(VENV) $(CARGO) test -p opti-store --features aws --lib --test aws_conformance
+	scripts/test-aws.sh $(VENV) $(CARGO) test -p opti-store -p opti-lambda --features opti-store/aws
 
-test: fmt-check clippy test-rust test-python test-api-fuzz test-aws
+# The SAM template: cfn-lint, `sam validate --lint` (offline: a dummy region, no
+# credentials), and the template tests (least privilege per function, table layout).
+test-infra: venv
+	$(VENV)/bin/cfn-lint infra/template.yaml
+	env -u AWS_PROFILE AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= \
+	  AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0 \
+	  $(VENV)/bin/sam validate --lint -t infra/template.yaml
+	$(PY) -m pytest -q infra/tests
+
+test: fmt-check clippy test-rust test-python test-api-fuzz test-aws test-infra
 	@echo "make test: all checks passed"
 
 clean:
