@@ -20,7 +20,7 @@ CARGO ?= cargo
 export OPTI_PYTHON := $(PY)
 export YOLO_OFFLINE := 1
 
-.PHONY: run test build web venv rust-tools fmt-check clippy clippy-web test-rust test-python test-api-fuzz test-web test-aws clean help
+.PHONY: run test build web venv rust-tools fmt-check clippy clippy-web test-rust test-python test-api-fuzz test-web test-aws test-infra clean help
 
 help:
 	@echo "make run    build and start opti serve --demo on http://localhost:$(PORT)"
@@ -66,25 +66,35 @@ test-python: venv
 	cd trainer && $(PY) -m pytest -q tests
 
 # schemathesis against a real `opti serve`: no generated request may get a 5xx.
+# `test --no-run` builds target/debug/opti with the same features as test-rust (a plain
+# `build --bin opti` would unify features differently and compile tract a second time).
 test-api-fuzz: rust-tools venv
-	$(CARGO) build --bin opti
+	$(CARGO) test --workspace --no-run
 	scripts/schemathesis.sh target/debug/opti $(VENV)
 
 # The UI in headless Chromium against a real `opti serve` (screenshots in test-output/web).
 test-web: rust-tools venv web
 	@scripts/ensure-browser.sh
-	$(CARGO) build --bin opti
+	$(CARGO) test --workspace --no-run
 	OPTI_BIN=$${OPTI_BIN:-target/debug/opti} WEB_DIST=web/dist $(PY) -m pytest -q web/e2e
 
 
 # AWS mode against moto server (started and stopped by the script): the DynamoDB/S3
-# adapter's conformance suite. The `aws` feature is off in the workspace build, so it
-# gets its own clippy here.
+# adapter's conformance suite and the Lambda functions' handlers (upload events, review
+# API with Cognito callers, scheduled drift). In test-rust, without moto, they skip.
 test-aws: rust-tools venv
-	$(CARGO) clippy -p opti-store --features aws --all-targets -- -D warnings
-	scripts/test-aws.sh $(VENV) $(CARGO) test -p opti-store --features aws --lib --test aws_conformance
+	scripts/test-aws.sh $(VENV) $(CARGO) test -p opti-store -p opti-lambda --features opti-store/aws
 
-test: fmt-check clippy clippy-web test-rust test-python test-api-fuzz test-aws test-web
+# The SAM template: cfn-lint, `sam validate --lint` (offline: a dummy region, no
+# credentials), and the template tests (least privilege per function, table layout).
+test-infra: venv
+	$(VENV)/bin/cfn-lint infra/template.yaml
+	env -u AWS_PROFILE AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= \
+	  AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0 \
+	  $(VENV)/bin/sam validate --lint -t infra/template.yaml
+	$(PY) -m pytest -q infra/tests
+
+test: fmt-check clippy clippy-web test-rust test-python test-api-fuzz test-aws test-infra test-web
 	@echo "make test: all checks passed"
 
 clean:

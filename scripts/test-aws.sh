@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs the AWS-mode tests against a moto server (DynamoDB, S3, SageMaker emulated): starts
 # `moto_server` from the venv on a free loopback port, waits for it, runs the given command
-# (default: the AWS adapter's conformance suite) with AWS_ENDPOINT_URL and dummy
+# (default: the AWS adapter's tests and the functions' tests) with AWS_ENDPOINT_URL and dummy
 # credentials pointing at it, and stops the server whatever happens.
 # Usage: scripts/test-aws.sh PYTHON_VENV [COMMAND...]
 set -euo pipefail
 venv=$1
 shift
 if [ $# -eq 0 ]; then
-  set -- "${CARGO:-cargo}" test -p opti-store --features aws --lib --test aws_conformance
+  set -- "${CARGO:-cargo}" test -p opti-store -p opti-lambda --features opti-store/aws
 fi
 log=$(mktemp)
 port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -246,6 +246,8 @@ impl InspectionStore for AwsStore {
         Ok(Page { items, next_cursor })
     }
 
+    /// One `Select = COUNT` query per status partition of gsi3: it reads (and is billed
+    /// for) every record, so callers use it for dashboards, not per request.
     async fn count_by_status(&self) -> Result<StatusCounts, StoreError> {
         let mut counts = StatusCounts::new();
         for status in Status::ALL {

@@ -1,0 +1,71 @@
+//! What the AWS Lambda functions do, as library functions over their events, so tests
+//! can drive them against moto without the Lambda runtime. Each function's `main.rs`
+//! builds its state once per container and hands events to these.
+//!
+//! - [`upload`]: S3 `ObjectCreated` under `raw/{camera}/` → one inspection per object
+//!   version (bucket + key + ETag), corrupt files recorded as `rejected`.
+//! - [`review`]: the HTTP API Router of `opti-api` behind API Gateway, callers taken
+//!   from the Cognito JWT claims API Gateway already validated ([`cognito`]).
+//! - [`drift`]: `GET /drift/` and a scheduled report stored once per window.
+//! - [`models`]: the active model, loaded once per container from the registry and
+//!   reloaded when the registry's pointer moves.
+//! - [`urls`]: S3-presigned URLs for uploads and images.
+
+pub mod cognito;
+pub mod drift;
+pub mod models;
+pub mod review;
+pub mod upload;
+pub mod urls;
+
+use std::sync::Arc;
+
+use opti_api::model::ModelSlot;
+use opti_api::{AppState, Ports, Settings, TokenAuthenticator};
+use opti_store::AwsStore;
+
+/// The service state of a function: the ports on DynamoDB + S3, S3-presigned URLs, the
+/// model slot (loaded lazily by [`models::ActiveModel`]).
+pub fn aws_state(store: &AwsStore, slot: Arc<ModelSlot>) -> AppState {
+    let shared = Arc::new(store.clone());
+    let ports = Ports {
+        inspections: shared.clone(),
+        audit: shared.clone(),
+        config: shared.clone(),
+        models: shared.clone(),
+        users: shared.clone(),
+        blobs: shared,
+    };
+    let auth = Arc::new(TokenAuthenticator::new(ports.users.clone()));
+    let urls = Arc::new(urls::S3Urls::new(store.s3().clone(), store.bucket()));
+    AppState::new(
+        ports,
+        auth,
+        slot,
+        urls,
+        None,
+        Settings::default(),
+        Arc::new(time::OffsetDateTime::now_utc),
+    )
+}
+
+/// The service state from the environment (`OPTI_TABLE`, `OPTI_BUCKET`, SDK settings),
+/// with an empty model slot.
+pub async fn state_from_env() -> anyhow::Result<(AwsStore, AppState, Arc<ModelSlot>)> {
+    let store = AwsStore::from_env().await?;
+    let slot = Arc::new(ModelSlot::new());
+    let state = aws_state(&store, slot.clone());
+    Ok((store, state, slot))
+}
+
+/// Logs to stdout for CloudWatch (which adds the time), level from `RUST_LOG`
+/// (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .without_time()
+        .try_init();
+}

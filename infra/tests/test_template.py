@@ -1,0 +1,208 @@
+"""Checks of infra/template.yaml that cfn-lint cannot make: the table is the layout the
+Rust adapter uses, each function's policy names only the resources that function needs,
+the S3-triggered function has bounded retries and a dead-letter destination, and the
+API authorizes with Cognito by default."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "infra" / "template.yaml"
+KEYS_RS = ROOT / "crates" / "store" / "src" / "aws" / "keys.rs"
+DATA = "arn:${AWS::Partition}:s3:::${NamePrefix}-data-${AWS::AccountId}-${AWS::Region}"
+
+
+class CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation short-form intrinsics (!Ref, !Sub, !GetAtt, ...) as the
+    long form ({"Ref": ...}, {"Fn::Sub": ...})."""
+
+
+def _intrinsic(loader, tag_suffix, node):
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+@pytest.fixture(scope="module")
+def template():
+    return yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)
+
+
+def functions(template):
+    return {
+        name: res
+        for name, res in template["Resources"].items()
+        if res["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def render(resource):
+    """A policy resource as comparable text: `Table.Arn`, a Sub string, or a literal."""
+    if isinstance(resource, str):
+        return resource
+    if "Fn::GetAtt" in resource:
+        return ".".join(resource["Fn::GetAtt"])
+    if "Fn::Sub" in resource:
+        return resource["Fn::Sub"]
+    if "Ref" in resource:
+        return "Ref:" + resource["Ref"]
+    raise AssertionError(f"unexpected policy resource {resource!r}")
+
+
+def statements(function):
+    out = []
+    for policy in function["Properties"].get("Policies", []):
+        assert isinstance(policy, dict) and "Statement" in policy, (
+            "policies are inline statements (no broad SAM policy templates)"
+        )
+        out.extend(policy["Statement"])
+    return out
+
+
+# What each function may touch: (action, resource) pairs, resources rendered as above.
+TABLE = "Table.Arn"
+INDEXES = "${Table.Arn}/index/*"
+ALLOWED = {
+    "UploadFunction": {
+        ("s3:GetObject", f"{DATA}/raw/*"),
+        ("s3:GetObject", f"{DATA}/models/*"),
+        ("s3:GetObject", f"{DATA}/seed/*"),
+        ("s3:PutObject", f"{DATA}/models/*"),
+        ("s3:ListBucket", DATA),
+        ("dynamodb:GetItem", TABLE),
+        ("dynamodb:PutItem", TABLE),
+        ("sqs:SendMessage", "UploadDeadLetterQueue.Arn"),
+    },
+    "ReviewFunction": {
+        ("s3:GetObject", f"{DATA}/raw/*"),
+        ("s3:PutObject", f"{DATA}/raw/*"),
+        ("s3:GetObject", f"{DATA}/models/*"),
+        *{(a, r) for a in ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
+                            "dynamodb:TransactWriteItems"] for r in [TABLE, INDEXES]},
+    },
+    "DriftApiFunction": {
+        (a, r) for a in ["dynamodb:GetItem", "dynamodb:Query"] for r in [TABLE, INDEXES]
+    },
+    "DriftScheduleFunction": {
+        *{(a, r) for a in ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"]
+          for r in [TABLE, INDEXES]},
+        ("s3:GetObject", f"{DATA}/reports/drift/*"),
+        ("s3:PutObject", f"{DATA}/reports/drift/*"),
+        ("s3:ListBucket", DATA),
+    },
+}
+
+
+def test_every_function_has_an_allow_list(template):
+    assert set(functions(template)) == set(ALLOWED)
+
+
+@pytest.mark.parametrize("name", sorted(ALLOWED))
+def test_each_function_policy_names_only_its_own_resources(template, name):
+    granted = set()
+    for st in statements(functions(template)[name]):
+        assert st["Effect"] == "Allow"
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        for action in actions:
+            assert "*" not in action, f"{name}: wildcard action {action}"
+            for resource in resources:
+                text = render(resource)
+                assert text not in ("*", "arn:aws:s3:::*"), f"{name}: wildcard resource"
+                granted.add((action, text))
+        if "s3:ListBucket" in actions:
+            prefixes = st.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
+            assert prefixes, f"{name}: bucket listing must be limited to its prefixes"
+    extra = granted - ALLOWED[name]
+    assert not extra, f"{name} is granted more than it needs: {sorted(extra)}"
+    missing = ALLOWED[name] - granted
+    assert not missing, f"{name} lacks what it needs: {sorted(missing)}"
+
+
+def test_no_function_may_delete_anything(template):
+    for name, function in functions(template).items():
+        for st in statements(function):
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            assert not [a for a in actions if "Delete" in a], name
+
+
+def test_functions_are_rust_cargolambda_on_arm64_al2023(template):
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "provided.al2023"
+    assert globals_["Architectures"] == ["arm64"]
+    binaries = set()
+    for name, function in functions(template).items():
+        meta = function["Metadata"]
+        assert meta["BuildMethod"] == "rust-cargolambda", name
+        binaries.add(meta["BuildProperties"]["Binary"])
+        assert "Runtime" not in function["Properties"], f"{name} overrides the runtime"
+    assert binaries == {"upload", "review", "drift", "drift-schedule"}
+
+
+def test_binaries_exist_in_the_function_packages():
+    cargo = "".join(p.read_text() for p in (ROOT / "functions").glob("*/Cargo.toml"))
+    for binary in ["upload", "review", "drift", "drift-schedule"]:
+        assert f'name = "{binary}"' in cargo, binary
+
+
+def test_upload_trigger_is_raw_prefix_with_bounded_retries_and_a_dead_letter_queue(template):
+    props = functions(template)["UploadFunction"]["Properties"]
+    (event,) = props["Events"].values()
+    assert event["Type"] == "S3"
+    assert event["Properties"]["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "raw/"}]
+    invoke = props["EventInvokeConfig"]
+    assert invoke["MaximumRetryAttempts"] == {"Ref": "MaxUploadRetries"}
+    assert template["Parameters"]["MaxUploadRetries"]["MaxValue"] <= 2
+    assert invoke["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+
+
+def test_api_authorizes_every_route_with_the_cognito_user_pool(template):
+    auth = template["Resources"]["HttpApi"]["Properties"]["Auth"]
+    assert auth["DefaultAuthorizer"] == "Cognito"
+    jwt = auth["Authorizers"]["Cognito"]["JwtConfiguration"]
+    assert "${UserPool}" in jwt["issuer"]["Fn::Sub"]
+    groups = {
+        res["Properties"]["GroupName"]
+        for res in template["Resources"].values()
+        if res["Type"] == "AWS::Cognito::UserPoolGroup"
+    }
+    assert groups == {"camera", "reviewer", "admin"}, "groups are the service's roles"
+
+
+def test_drift_is_scheduled_and_served(template):
+    fns = functions(template)
+    (schedule,) = fns["DriftScheduleFunction"]["Properties"]["Events"].values()
+    assert schedule["Type"] == "ScheduleV2"
+    paths = {e["Properties"]["Path"] for e in fns["DriftApiFunction"]["Properties"]["Events"].values()}
+    assert "/drift/" in paths
+
+
+def test_table_is_the_layout_of_the_rust_adapter(template):
+    rust = KEYS_RS.read_text()
+    indexes = re.findall(r'name: "(\w+)",\s*pk: "(\w+)",\s*sk: "(\w+)"', rust)
+    assert len(indexes) == 5, indexes
+    table = template["Resources"]["Table"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    declared = {
+        (g["IndexName"], g["KeySchema"][0]["AttributeName"], g["KeySchema"][1]["AttributeName"])
+        for g in table["GlobalSecondaryIndexes"]
+    }
+    assert declared == set(indexes)
+    assert all(g["Projection"]["ProjectionType"] == "ALL" for g in table["GlobalSecondaryIndexes"])
+
+
+def test_outputs_name_the_api_and_the_site(template):
+    assert {"ApiUrl", "SiteUrl"} <= set(template["Outputs"])
