@@ -34,7 +34,8 @@ pub fn aws_state(store: &AwsStore, slot: Arc<ModelSlot>) -> AppState {
         config: shared.clone(),
         models: shared.clone(),
         users: shared.clone(),
-        blobs: shared,
+        blobs: shared.clone(),
+        drift: shared,
     };
     let auth = Arc::new(TokenAuthenticator::new(ports.users.clone()));
     let urls = Arc::new(urls::S3Urls::new(store.s3().clone(), store.bucket()));
