@@ -120,6 +120,13 @@ async fn reviewed_count(state: &AppState) -> ApiResult<u64> {
 /// running job if one runs.
 pub async fn dispatch(state: &AppState, actor: &str, trigger: &str) -> ApiResult<RetrainJob> {
     let learning = learning(state)?;
+    let reviewed = reviewed_count(state).await?;
+    if reviewed == 0 {
+        return Err(ApiError::Conflict {
+            message: "nothing to train on yet: review some inspections first".into(),
+            current: None,
+        });
+    }
     let now = state.now();
     let job = RetrainJob {
         id: job_id(now),
@@ -130,7 +137,7 @@ pub async fn dispatch(state: &AppState, actor: &str, trigger: &str) -> ApiResult
         created_at: now,
         updated_at: now,
         finished_at: None,
-        reviewed_count: reviewed_count(state).await?,
+        reviewed_count: reviewed,
         parent_version: state.ports.models.active_model().await?,
         snapshot_id: None,
         snapshot: None,
