@@ -516,7 +516,8 @@ async fn execute(t: &mut Tracker) -> Result<(), StepFailure> {
     let decision: GateDecision = decide(
         &candidate_scores,
         &active_scores,
-        f64::from(config.gate_tolerance),
+        // f32 → f64 keeps the binary error (0.019999…); the operator typed 0.02.
+        (f64::from(config.gate_tolerance) * 1e6).round() / 1e6,
     );
     let mut record = ports.models.get_model(&version).await?;
     let expected = record.record_version;
