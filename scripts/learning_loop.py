@@ -92,6 +92,8 @@ def main() -> int:
     ap.add_argument("--audit-rate", type=float, default=0.5,
                     help="share of auto-validated parts also sent to review (an operator raises it after drift)")
     ap.add_argument("--port", type=int, default=18093)
+    ap.add_argument("--trainer-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="passed to opti serve --trainer-set (fine-tune recipe), repeatable")
     ap.add_argument("--work", type=Path, default=None, help="keep data here [default: a temp dir]")
     args = ap.parse_args()
     python = os.environ.get("OPTI_PYTHON") or str(Path.home() / ".cache/opti-quality/venv/bin/python")
@@ -112,7 +114,8 @@ def main() -> int:
     env = dict(os.environ, OPTI_PYTHON=python, OPTI_TRAINER_DIR=str(REPO / "trainer"),
                OPTI_MODEL=str(REPO / "models/default/model.onnx"))
     server = subprocess.Popen([opti_bin(), "serve", "--data-dir", str(data), "--port", str(args.port),
-                               "--retrain-epochs", str(args.epochs)],
+                               "--retrain-epochs", str(args.epochs)]
+                              + [a for kv in args.trainer_set for a in ("--trainer-set", kv)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         for line in server.stdout:
