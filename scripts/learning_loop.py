@@ -89,7 +89,11 @@ def main() -> int:
     ap.add_argument("--per-round", type=int, default=60)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--test-images", type=int, default=150)
+    ap.add_argument("--audit-rate", type=float, default=0.5,
+                    help="share of auto-validated parts also sent to review (an operator raises it after drift)")
     ap.add_argument("--port", type=int, default=18093)
+    ap.add_argument("--trainer-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="passed to opti serve --trainer-set (fine-tune recipe), repeatable")
     ap.add_argument("--work", type=Path, default=None, help="keep data here [default: a temp dir]")
     args = ap.parse_args()
     python = os.environ.get("OPTI_PYTHON") or str(Path.home() / ".cache/opti-quality/venv/bin/python")
@@ -110,14 +114,15 @@ def main() -> int:
     env = dict(os.environ, OPTI_PYTHON=python, OPTI_TRAINER_DIR=str(REPO / "trainer"),
                OPTI_MODEL=str(REPO / "models/default/model.onnx"))
     server = subprocess.Popen([opti_bin(), "serve", "--data-dir", str(data), "--port", str(args.port),
-                               "--retrain-epochs", str(args.epochs)],
+                               "--retrain-epochs", str(args.epochs)]
+                              + [a for kv in args.trainer_set for a in ("--trainer-set", kv)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         for line in server.stdout:
             if "is running" in line:
                 break
         api = Api(f"http://127.0.0.1:{args.port}", (data / "admin.token").read_text().strip())
-        api.call("PUT", "/config", {"retrain_min": 100000})
+        api.call("PUT", "/config", {"retrain_min": 100000, "audit_rate": args.audit_rate})
 
         def measure(tag: str) -> dict:
             _, models = api.call("GET", "/models")
@@ -140,9 +145,11 @@ def main() -> int:
             for img in batch:
                 _, up = api.upload(img, "line-2")
                 ids.append((up["id"], img.name))
-                if up["status"] == "auto_validated":
+                # Automation: decided without a human (audit samples are still automated
+                # decisions; the expert only checks them).
+                if up["status"] == "auto_validated" or up.get("audit_sample"):
                     auto += 1
-                    if truth[img.name] and not up.get("detections"):
+                    if truth[img.name] and up.get("decision") == "clean":
                         missed += 1
             for insp, name in ids:
                 s, rec = api.call("POST", f"/inspections/{insp}/claim", {})

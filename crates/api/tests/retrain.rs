@@ -191,6 +191,18 @@ fn retrain_routes_need_an_admin() {
 }
 
 #[test]
+fn nothing_reviewed_means_nothing_to_train_on() {
+    let l = server_with_fake_trainer();
+    let (s, body) = l
+        .server
+        .post_json(&l.server.admin_token, "/retrain", &json!({}));
+    assert_eq!(s, 409, "{body}");
+    assert!(body["error"].as_str().unwrap_or("").contains("review"));
+    let (_, list) = l.server.get(&l.server.admin_token, "/retrain");
+    assert_eq!(list["items"], json!([]), "no job was recorded");
+}
+
+#[test]
 fn unknown_job_is_not_found() {
     let l = server_with_fake_trainer();
     let (s, body) = l

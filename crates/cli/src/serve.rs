@@ -90,6 +90,10 @@ pub struct RetrainArgs {
     /// Images of the shipped line's val split in the gate's `line:shipped` slice (0: none).
     #[arg(long, default_value_t = 60, env = "OPTI_GATE_REFERENCE_IMAGES")]
     pub gate_reference_images: u64,
+    /// Extra Ultralytics train argument for fine-tunes, e.g. `--trainer-set lr0=0.002`
+    /// (repeatable).
+    #[arg(long = "trainer-set", value_name = "KEY=VALUE")]
+    pub trainer_set: Vec<String>,
 }
 
 fn find_trainer_dir(explicit: Option<&Path>) -> Option<PathBuf> {
@@ -151,7 +155,7 @@ fn local_learning(
         replay: Some(line.clone()),
         replay_ratio: args.replay_ratio,
         replay_max: args.replay_max,
-        extra: Vec::new(),
+        extra: args.trainer_set.clone(),
     };
     Ok(Some(Arc::new(Learning {
         jobs: store.clone(),

@@ -120,6 +120,13 @@ async fn reviewed_count(state: &AppState) -> ApiResult<u64> {
 /// running job if one runs.
 pub async fn dispatch(state: &AppState, actor: &str, trigger: &str) -> ApiResult<RetrainJob> {
     let learning = learning(state)?;
+    let reviewed = reviewed_count(state).await?;
+    if reviewed == 0 {
+        return Err(ApiError::Conflict {
+            message: "nothing to train on yet: review some inspections first".into(),
+            current: None,
+        });
+    }
     let now = state.now();
     let job = RetrainJob {
         id: job_id(now),
@@ -130,7 +137,7 @@ pub async fn dispatch(state: &AppState, actor: &str, trigger: &str) -> ApiResult
         created_at: now,
         updated_at: now,
         finished_at: None,
-        reviewed_count: reviewed_count(state).await?,
+        reviewed_count: reviewed,
         parent_version: state.ports.models.active_model().await?,
         snapshot_id: None,
         snapshot: None,
@@ -509,7 +516,8 @@ async fn execute(t: &mut Tracker) -> Result<(), StepFailure> {
     let decision: GateDecision = decide(
         &candidate_scores,
         &active_scores,
-        f64::from(config.gate_tolerance),
+        // f32 → f64 keeps the binary error (0.019999…); the operator typed 0.02.
+        (f64::from(config.gate_tolerance) * 1e6).round() / 1e6,
     );
     let mut record = ports.models.get_model(&version).await?;
     let expected = record.record_version;

@@ -15,7 +15,7 @@ use crate::AppState;
 /// at once (202) with the job; follow it with `GET /retrain/{job}`.
 #[utoipa::path(post, path = "/retrain", tag = "admin",
     responses((status = 202, body = RetrainJob), (status = 401), (status = 403),
-        (status = 409, description = "A job is already running (the body's `current` is that job)"),
+        (status = 409, description = "A job is already running (the body's `current` is that job), or nothing is reviewed yet"),
         (status = 503, description = "Retraining is not configured on this service")),
     security(("bearer" = [])))]
 pub async fn start(
