@@ -16,6 +16,8 @@ VENV_STAMP := $(VENV)/.opti-req-$(REQ_HASH)
 PORT ?= 8080
 DATA_DIR ?= data
 CARGO ?= cargo
+# Where cargo puts its output (honours CARGO_TARGET_DIR).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 export OPTI_PYTHON := $(PY)
 export YOLO_OFFLINE := 1
@@ -44,7 +46,7 @@ web: rust-tools
 	cd web && trunk build --release --offline
 
 run: build web venv
-	./target/release/opti serve --data-dir $(DATA_DIR) --port $(PORT) --demo
+	$(TARGET_DIR)/release/opti serve --data-dir $(DATA_DIR) --port $(PORT) --demo
 
 fmt-check: rust-tools
 	$(CARGO) fmt --all -- --check
@@ -70,13 +72,13 @@ test-python: venv
 # `build --bin opti` would unify features differently and compile tract a second time).
 test-api-fuzz: rust-tools venv
 	$(CARGO) test --workspace --no-run
-	scripts/schemathesis.sh target/debug/opti $(VENV)
+	scripts/schemathesis.sh $(TARGET_DIR)/debug/opti $(VENV)
 
 # The UI in headless Chromium against a real `opti serve` (screenshots in test-output/web).
 test-web: rust-tools venv web
 	@scripts/ensure-browser.sh
 	$(CARGO) test --workspace --no-run
-	OPTI_BIN=$${OPTI_BIN:-target/debug/opti} WEB_DIST=web/dist $(PY) -m pytest -q web/e2e
+	OPTI_BIN=$${OPTI_BIN:-$(TARGET_DIR)/debug/opti} WEB_DIST=web/dist $(PY) -m pytest -q web/e2e
 
 
 # AWS mode against moto server (started and stopped by the script): the DynamoDB/S3

@@ -2,6 +2,7 @@
 class names and imgsz in the ONNX metadata (written by Ultralytics)."""
 
 import shutil
+import tempfile
 from pathlib import Path
 
 #: ONNX opset of exported models; tract and onnxruntime both run it.
@@ -16,21 +17,25 @@ def export_onnx(weights: Path, out: Path, imgsz: int) -> dict:
     weights = Path(weights)
     if not weights.is_file():
         raise FileNotFoundError(f"weights {weights} do not exist")
-    model = YOLO(str(weights))
-    produced = model.export(
-        format="onnx",
-        imgsz=imgsz,
-        opset=OPSET,
-        simplify=True,
-        dynamic=False,
-        nms=False,
-        half=False,
-        batch=1,
-        device="cpu",
-    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if Path(produced).resolve() != out.resolve():
+    # Ultralytics writes `<weights>.onnx` beside the weights: export from a private copy so
+    # that a model folder's own model.onnx (e.g. models/default) is never overwritten or
+    # moved away when only `out` was asked for.
+    with tempfile.TemporaryDirectory(prefix="opti-export-") as tmp:
+        private = Path(tmp) / weights.name
+        shutil.copyfile(weights, private)
+        produced = YOLO(str(private)).export(
+            format="onnx",
+            imgsz=imgsz,
+            opset=OPSET,
+            simplify=True,
+            dynamic=False,
+            nms=False,
+            half=False,
+            batch=1,
+            device="cpu",
+        )
         shutil.move(str(produced), out)
     proto = onnx.load(str(out))
     meta = {p.key: p.value for p in proto.metadata_props}

@@ -3,6 +3,7 @@ onnxruntime: the path every retraining job takes, end to end, in well under 2 mi
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,16 @@ def test_fine_tune_of_a_packaged_model_keeps_its_lineage(tmp_path: Path):
     stages = _lineage(run)
     assert [s["run"] for s in stages] == ["stage-1", "stage-2"]
     assert stages[1]["clean_val"]["recall"] == 0.9
+
+
+def test_export_leaves_files_beside_the_weights_alone(tmp_path: Path):
+    """Exporting models/<name>/model.pt elsewhere must not replace or move the folder's
+    own model.onnx (it is what the service runs)."""
+    folder = tmp_path / "models" / "default"
+    folder.mkdir(parents=True)
+    shutil.copyfile(TRAINER.parent / "models" / "default" / "model.pt", folder / "model.pt")
+    (folder / "model.onnx").write_bytes(b"the shipped model")
+    out = tmp_path / "elsewhere" / "candidate.onnx"
+    events = run_trainer("export", "--weights", str(folder / "model.pt"), "--out", str(out), "--imgsz", "64")
+    assert events[-1]["event"] == "exported" and out.is_file()
+    assert (folder / "model.onnx").read_bytes() == b"the shipped model"
