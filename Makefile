@@ -37,8 +37,9 @@ $(VENV_STAMP): trainer/requirements.txt trainer/requirements-test.txt infra/requ
 
 venv: $(VENV_STAMP)
 
+# -p: only the local binary's features (a workspace-wide --bin would pull the AWS SDK in).
 build: rust-tools
-	$(CARGO) build --release --bin opti
+	$(CARGO) build --release -p opti-cli --bin opti
 
 # The web UI (web/, Yew) built by trunk into web/dist, which `opti serve` serves.
 web: rust-tools
