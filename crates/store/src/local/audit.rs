@@ -5,11 +5,11 @@ use async_trait::async_trait;
 use opti_core::ports::{AuditLog, AuditQuery, StoreError};
 use opti_core::{AuditEvent, Page};
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection};
+use rusqlite::{params, Connection};
 
 use super::cursor::Cursor;
 use super::error::LocalError;
-use super::{decode, encode, nanos, LocalStore};
+use super::{encode, keyset_page, nanos, LocalStore};
 
 const ENTITY: &str = "audit event";
 
@@ -72,34 +72,14 @@ fn list(conn: &Connection, query: &AuditQuery) -> Result<Page<AuditEvent>, Local
         format!("WHERE {}", clauses.join(" AND "))
     };
     let limit = crate::page_size(query.limit);
-    args.push(Value::Integer(i64::from(limit) + 1));
     let sql =
         format!("SELECT id, body FROM audit_events {filter} ORDER BY at DESC, id DESC LIMIT ?");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
-    let mut items = Vec::new();
-    for row in rows {
-        let (id, body) = row?;
-        items.push(decode::<AuditEvent>(ENTITY, &id, &body)?);
-    }
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        match items.last() {
-            Some(last) => Some(
-                Cursor::Audit {
-                    t: nanos(last.at)?,
-                    id: last.id.clone(),
-                }
-                .encode()?,
-            ),
-            None => None,
-        }
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    keyset_page(conn, ENTITY, &sql, args, limit, |last: &AuditEvent| {
+        Ok(Cursor::Audit {
+            t: nanos(last.at)?,
+            id: last.id.clone(),
+        })
+    })
 }
 
 #[async_trait]

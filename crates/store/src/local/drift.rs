@@ -6,11 +6,11 @@ use opti_core::drift::DriftRecord;
 use opti_core::ports::{DriftHistory, DriftQuery, StoreError};
 use opti_core::Page;
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection};
+use rusqlite::{params, Connection};
 
 use super::cursor::Cursor;
 use super::error::LocalError;
-use super::{decode, encode, nanos, LocalStore};
+use super::{encode, keyset_page, nanos, LocalStore};
 
 const ENTITY: &str = "drift record";
 
@@ -37,35 +37,15 @@ fn list(conn: &Connection, query: &DriftQuery) -> Result<Page<DriftRecord>, Loca
         None => "",
     };
     let limit = crate::page_size(query.limit);
-    args.push(Value::Integer(i64::from(limit) + 1));
     let sql = format!(
         "SELECT id, body FROM drift_records {filter} ORDER BY evaluated_at DESC, id DESC LIMIT ?"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
-    let mut items = Vec::new();
-    for row in rows {
-        let (id, body) = row?;
-        items.push(decode::<DriftRecord>(ENTITY, &id, &body)?);
-    }
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        match items.last() {
-            Some(last) => Some(
-                Cursor::Drift {
-                    t: nanos(last.evaluated_at)?,
-                    id: last.id.clone(),
-                }
-                .encode()?,
-            ),
-            None => None,
-        }
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    keyset_page(conn, ENTITY, &sql, args, limit, |last: &DriftRecord| {
+        Ok(Cursor::Drift {
+            t: nanos(last.evaluated_at)?,
+            id: last.id.clone(),
+        })
+    })
 }
 
 #[async_trait]

@@ -4,11 +4,13 @@ use async_trait::async_trait;
 use opti_core::ports::{InspectionOrder, InspectionQuery, InspectionStore, StoreError};
 use opti_core::{AuditEvent, Inspection, Page, Status, StatusCounts};
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::cursor::Cursor;
 use super::error::LocalError;
-use super::{decode, decode_value, encode, from_sql_u64, nanos, to_sql_u64, LocalStore};
+use super::{
+    decode, decode_value, encode, from_sql_u64, keyset_page, nanos, to_sql_u64, LocalStore,
+};
 
 const ENTITY: &str = "inspection";
 
@@ -210,28 +212,10 @@ fn list(conn: &Connection, query: &InspectionQuery) -> Result<Page<Inspection>, 
         format!("WHERE {}", clauses.join(" AND "))
     };
     let limit = crate::page_size(query.limit);
-    // One extra row tells whether another page follows, so the last page has no cursor.
-    args.push(Value::Integer(i64::from(limit) + 1));
     let sql = format!("SELECT id, body FROM inspections {filter} ORDER BY {order_by} LIMIT ?");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
-    let mut items = Vec::new();
-    for row in rows {
-        let (id, body) = row?;
-        items.push(decode::<Inspection>(ENTITY, &id, &body)?);
-    }
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        match items.last() {
-            Some(last) => Some(cursor_after(query.order, last)?.encode()?),
-            None => None,
-        }
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    keyset_page(conn, ENTITY, &sql, args, limit, |last: &Inspection| {
+        cursor_after(query.order, last)
+    })
 }
 
 fn count_by_status(conn: &Connection) -> Result<StatusCounts, LocalError> {

@@ -166,6 +166,40 @@ fn decode<T: DeserializeOwned>(what: &str, id: &str, body: &str) -> Result<T, Lo
     serde_json::from_str(body).map_err(|e| LocalError::corrupt(format!("{what} {id}"), e))
 }
 
+/// One keyset page: runs `sql` (which selects `id, body`, ordered, ending in `LIMIT ?`)
+/// with `args` plus the limit + 1 (the extra row tells whether another page follows, so
+/// the last page has no cursor), decodes the bodies, and makes the next cursor from the
+/// last item kept.
+fn keyset_page<T: DeserializeOwned>(
+    conn: &Connection,
+    what: &str,
+    sql: &str,
+    mut args: Vec<rusqlite::types::Value>,
+    limit: u32,
+    cursor_after: impl Fn(&T) -> Result<cursor::Cursor, LocalError>,
+) -> Result<opti_core::Page<T>, LocalError> {
+    args.push(rusqlite::types::Value::Integer(i64::from(limit) + 1));
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut items = Vec::new();
+    for row in rows {
+        let (id, body) = row?;
+        items.push(decode::<T>(what, &id, &body)?);
+    }
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        match items.last() {
+            Some(last) => Some(cursor_after(last)?.encode()?),
+            None => None,
+        }
+    } else {
+        None
+    };
+    Ok(opti_core::Page { items, next_cursor })
+}
+
 /// A `body` column as loose JSON (the `current` of a conflict).
 fn decode_value(what: &str, id: &str, body: &str) -> Result<serde_json::Value, LocalError> {
     decode(what, id, body)
