@@ -7,7 +7,7 @@ use opti_core::{AuditEvent, Page};
 
 use super::keys::{self, time_id_key, GSI1, GSI2, GSI3, GSI4};
 use super::query::{tighter, Cursor, Filter, KeysetQuery};
-use super::{decode, encode, get_s, s, AwsStore, Item};
+use super::{encode, s, AwsStore, Item};
 
 const ENTITY: &str = "audit event";
 const ORDER: &str = "a";
@@ -82,8 +82,8 @@ impl AuditLog for AwsStore {
             },
         };
         let limit = crate::page_size(query.limit) as usize;
-        let (items, more) = self
-            .keyset_query(KeysetQuery {
+        self.keyset_page(
+            KeysetQuery {
                 index,
                 partition,
                 lo: None,
@@ -92,21 +92,10 @@ impl AuditLog for AwsStore {
                 skip: cursor,
                 filter,
                 want: limit,
-            })
-            .await?;
-        let next_cursor = match items.last() {
-            Some(last) if more => {
-                let key = get_s(last, index.sk).ok_or_else(|| {
-                    StoreError::Corrupt("audit item without its index key".into())
-                })?;
-                Some(Cursor::encode(ORDER, key)?)
-            }
-            _ => None,
-        };
-        let items = items
-            .iter()
-            .map(|item| decode(ENTITY, item))
-            .collect::<Result<Vec<AuditEvent>, _>>()?;
-        Ok(Page { items, next_cursor })
+            },
+            ORDER,
+            ENTITY,
+        )
+        .await
     }
 }

@@ -8,7 +8,7 @@ use opti_core::Page;
 
 use super::keys::{self, time_id_key, GSI1};
 use super::query::{tighter, Cursor, Filter, KeysetQuery};
-use super::{decode, encode, get_s, s, AwsStore, Item};
+use super::{encode, s, AwsStore, Item};
 
 const ENTITY: &str = "drift record";
 /// Cursor tag of the drift listing (a cursor of another listing is `BadCursor`).
@@ -43,8 +43,8 @@ impl DriftHistory for AwsStore {
             Some(c) => Some(Cursor::decode(c, ORDER)?),
             None => None,
         };
-        let (items, more) = self
-            .keyset_query(KeysetQuery {
+        self.keyset_page(
+            KeysetQuery {
                 index: GSI1,
                 partition: "DRIFT".into(),
                 lo: None,
@@ -53,21 +53,10 @@ impl DriftHistory for AwsStore {
                 skip: cursor,
                 filter: Filter::default(),
                 want: crate::page_size(query.limit) as usize,
-            })
-            .await?;
-        let next_cursor = match items.last() {
-            Some(last) if more => {
-                let key = get_s(last, GSI1.sk).ok_or_else(|| {
-                    StoreError::Corrupt("drift item without its index key".into())
-                })?;
-                Some(Cursor::encode(ORDER, key)?)
-            }
-            _ => None,
-        };
-        let items = items
-            .iter()
-            .map(|item| decode(ENTITY, item))
-            .collect::<Result<Vec<DriftRecord>, _>>()?;
-        Ok(Page { items, next_cursor })
+            },
+            ORDER,
+            ENTITY,
+        )
+        .await
     }
 }

@@ -218,8 +218,8 @@ impl InspectionStore for AwsStore {
             }
         };
         let limit = crate::page_size(query.limit) as usize;
-        let (items, more) = self
-            .keyset_query(KeysetQuery {
+        self.keyset_page(
+            KeysetQuery {
                 index,
                 partition,
                 lo,
@@ -228,22 +228,11 @@ impl InspectionStore for AwsStore {
                 skip: cursor,
                 filter,
                 want: limit,
-            })
-            .await?;
-        let next_cursor = match items.last() {
-            Some(last) if more => {
-                let key = get_s(last, index.sk).ok_or_else(|| {
-                    StoreError::Corrupt("inspection item without its index key".into())
-                })?;
-                Some(Cursor::encode(tag, key)?)
-            }
-            _ => None,
-        };
-        let items = items
-            .iter()
-            .map(|item| decode(ENTITY, item))
-            .collect::<Result<Vec<Inspection>, _>>()?;
-        Ok(Page { items, next_cursor })
+            },
+            tag,
+            ENTITY,
+        )
+        .await
     }
 
     /// One `Select = COUNT` query per status partition of gsi3: it reads (and is billed

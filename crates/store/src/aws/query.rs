@@ -102,6 +102,32 @@ pub(crate) fn tighter(bound: Option<String>, cursor: Option<&str>, lower: bool) 
 }
 
 impl AwsStore {
+    /// One page of `what` records: runs `q` and makes the next cursor (tagged `order`)
+    /// from the last item's index sort key when more may follow.
+    pub(crate) async fn keyset_page<T: serde::de::DeserializeOwned>(
+        &self,
+        q: KeysetQuery,
+        order: &str,
+        what: &str,
+    ) -> Result<opti_core::Page<T>, StoreError> {
+        let sk = q.index.sk;
+        let (items, more) = self.keyset_query(q).await?;
+        let next_cursor = match items.last() {
+            Some(last) if more => {
+                let key = get_s(last, sk).ok_or_else(|| {
+                    StoreError::Corrupt(format!("{what} item without its index key"))
+                })?;
+                Some(Cursor::encode(order, key)?)
+            }
+            _ => None,
+        };
+        let items = items
+            .iter()
+            .map(|item| super::decode(what, item))
+            .collect::<Result<Vec<T>, _>>()?;
+        Ok(opti_core::Page { items, next_cursor })
+    }
+
     /// Runs `q`, following DynamoDB's pages until `q.want` matching items are found or
     /// the partition ends. Returns the items in index order and whether more may follow.
     pub(crate) async fn keyset_query(
