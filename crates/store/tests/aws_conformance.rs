@@ -34,8 +34,8 @@ macro_rules! conformance_tests {
             #[tokio::test]
             async fn $check() {
                 let Some(store) = fresh_store().await else {
-        return;
-    };
+                    return;
+                };
                 conformance::$check(&Ports::of(&store)).await.unwrap();
             }
         )*
