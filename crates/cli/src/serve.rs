@@ -100,16 +100,23 @@ fn find_trainer_dir(explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = explicit {
         return Some(p.to_path_buf());
     }
-    let mut candidates = vec![PathBuf::from("trainer")];
+    find_in_checkout(Path::new("trainer"), |p| {
+        p.join("opti_trainer").join("__main__.py").is_file()
+    })
+    .and_then(|p| std::fs::canonicalize(p).ok())
+}
+
+/// `rel` under the current directory, else under one of the four folders above the
+/// executable (`target/{debug,release}/opti` in a checkout): the first that `found`
+/// accepts.
+fn find_in_checkout(rel: &Path, found: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+    let mut candidates = vec![rel.to_path_buf()];
     if let Ok(exe) = std::env::current_exe() {
         for dir in exe.ancestors().skip(1).take(4) {
-            candidates.push(dir.join("trainer"));
+            candidates.push(dir.join(rel));
         }
     }
-    candidates
-        .into_iter()
-        .find(|p| p.join("opti_trainer").join("__main__.py").is_file())
-        .and_then(|p| std::fs::canonicalize(p).ok())
+    candidates.into_iter().find(|p| found(p))
 }
 
 fn default_python() -> PathBuf {
@@ -259,16 +266,7 @@ pub fn default_model_path(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
-    let rel = Path::new("models/default/model.onnx");
-    let mut candidates = vec![rel.to_path_buf()];
-    if let Ok(exe) = std::env::current_exe() {
-        for dir in exe.ancestors().skip(1).take(4) {
-            candidates.push(dir.join(rel));
-        }
-    }
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
+    find_in_checkout(Path::new("models/default/model.onnx"), Path::is_file)
         .context("no model found: pass --model PATH or set OPTI_MODEL (the shipped one is models/default/model.onnx)")
 }
 
@@ -276,16 +274,7 @@ fn find_web_dir(explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = explicit {
         return Some(p.to_path_buf());
     }
-    let rel = Path::new("web/dist");
-    let mut candidates = vec![rel.to_path_buf()];
-    if let Ok(exe) = std::env::current_exe() {
-        for dir in exe.ancestors().skip(1).take(4) {
-            candidates.push(dir.join(rel));
-        }
-    }
-    candidates
-        .into_iter()
-        .find(|p| p.join("index.html").is_file())
+    find_in_checkout(Path::new("web/dist"), |p| p.join("index.html").is_file())
 }
 
 /// Reads the signing key, or creates one at first start. A key too short to be safe (a
