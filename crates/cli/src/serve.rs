@@ -90,8 +90,9 @@ pub struct RetrainArgs {
     /// Images of the shipped line's val split in the gate's `line:shipped` slice (0: none).
     #[arg(long, default_value_t = 60, env = "OPTI_GATE_REFERENCE_IMAGES")]
     pub gate_reference_images: u64,
-    /// Extra Ultralytics train argument for fine-tunes, e.g. `--trainer-set lr0=0.002`
-    /// (repeatable).
+    /// Extra Ultralytics train argument for fine-tunes, e.g. `--trainer-set lr0=0.001`
+    /// (repeatable). Applied after the built-in recipe (`optimizer=AdamW lr0=0.0003
+    /// warmup_epochs=0`), so a key given here replaces the recipe's.
     #[arg(long = "trainer-set", value_name = "KEY=VALUE")]
     pub trainer_set: Vec<String>,
 }
@@ -162,7 +163,11 @@ fn local_learning(
         replay: Some(line.clone()),
         replay_ratio: args.replay_ratio,
         replay_max: args.replay_max,
-        extra: args.trainer_set.clone(),
+        extra: opti_api::learning::FINE_TUNE_RECIPE
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(args.trainer_set.iter().cloned())
+            .collect(),
     };
     Ok(Some(Arc::new(Learning {
         jobs: store.clone(),

@@ -281,6 +281,11 @@ fn reviewed_parts_become_a_gated_candidate_with_lineage_and_audit() {
         record["trainer"]["versions"]["ultralytics"].is_string(),
         "{record}"
     );
+    // The fine-tune recipe reached Ultralytics and is kept with the model.
+    let args = &record["trainer"]["args"];
+    assert_eq!(args["optimizer"], "AdamW", "{record}");
+    assert_eq!(args["lr0"], 0.0003, "{record}");
+    assert_eq!(args["warmup_epochs"], 0, "{record}");
     assert!(record["trainer_metrics"]["recall"].is_number(), "{record}");
     assert_eq!(record["measured_metrics"], gate["candidate"]["overall"]);
     let promoted = gate["promote"].as_bool().unwrap_or(false);

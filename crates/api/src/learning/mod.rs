@@ -25,7 +25,9 @@ use time::OffsetDateTime;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 pub use evaluate::GateImage;
-pub use trainer::{ReplaySource, SubprocessTrainer, TrainFailure, TrainRequest, Trainer};
+pub use trainer::{
+    ReplaySource, SubprocessTrainer, TrainFailure, TrainRequest, Trainer, FINE_TUNE_RECIPE,
+};
 
 /// Knobs of a retraining.
 #[derive(Debug, Clone)]

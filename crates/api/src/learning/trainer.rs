@@ -85,6 +85,14 @@ pub trait ReplaySource: Send + Sync {
     fn train_images(&self, n: usize) -> Result<Vec<PathBuf>, String>;
 }
 
+/// The fine-tune recipe every retraining starts from (Ultralytics `--set` arguments; an
+/// operator's own `--trainer-set` values come after and win). Measured on the learning-loop
+/// benchmark's new line (docs/learning-loop.md, "Fine-tune recipe"): Ultralytics' defaults
+/// (`optimizer=auto`, three warm-up epochs with a bias learning rate of 0.1) learn the new
+/// line but cost the shipped line 0.04–0.11 mAP50-95, more than the gate allows; AdamW at
+/// 0.0003 without warm-up learns it almost as well and keeps the shipped line within 0.02.
+pub const FINE_TUNE_RECIPE: &[&str] = &["optimizer=AdamW", "lr0=0.0003", "warmup_epochs=0"];
+
 /// The local trainer: runs the Python trainer as a subprocess.
 pub struct SubprocessTrainer {
     /// The Python with Ultralytics (the venv's; `OPTI_PYTHON`).
