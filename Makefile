@@ -85,7 +85,7 @@ test-api-fuzz: rust-tools venv
 test-web: rust-tools web
 	@scripts/ensure-browser.sh
 	$(CARGO) test --workspace --no-run
-	OPTI_REQUIRE_BROWSER=1 WEB_DIST=web/dist $(CARGO) test --workspace --test journeys
+	OPTI_REQUIRE_BROWSER=1 WEB_DIST=web/dist $(CARGO) test --workspace --test journeys --test walkthrough
 
 
 # AWS mode against moto server (started and stopped by the script): the DynamoDB/S3
