@@ -134,7 +134,8 @@ impl Setup {
     }
 }
 
-fn free_port() -> u16 {
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free local port");
     listener.local_addr().expect("its address").port()
 }
@@ -165,12 +166,18 @@ impl Server {
     /// threshold no decision reaches (every part goes to a human) and streams [`PARTS`]
     /// simulated parts, mostly defective so that there are boxes to edit.
     pub fn start(setup: &Setup, extra: &[&str]) -> Server {
+        let server = Server::start_bare(setup, free_port(), &setup.web_dist, extra);
+        server.feed(setup);
+        server
+    }
+
+    /// Starts `opti serve` on `port` serving the UI in `web_dist`, with no parts.
+    pub fn start_bare(setup: &Setup, port: u16, web_dist: &Path, extra: &[&str]) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("opti-browser-")
             .tempdir()
             .expect("a temp dir");
         let data = dir.path().join("data");
-        let port = free_port();
         let log = File::create(dir.path().join("serve.log")).expect("serve.log");
         let child = Command::new(&setup.opti)
             .arg("serve")
@@ -180,7 +187,7 @@ impl Server {
             .arg("--model")
             .arg(&setup.model)
             .arg("--web-dir")
-            .arg(&setup.web_dist)
+            .arg(web_dist)
             .args(extra)
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
@@ -216,6 +223,12 @@ impl Server {
             .expect("admin.token in the data dir")
             .trim()
             .to_string();
+        server
+    }
+
+    /// Sets a threshold no decision reaches and streams [`PARTS`] simulated parts.
+    pub fn feed(&self, setup: &Setup) {
+        let server = self;
         let (status, body) = server.call(
             "PUT",
             "/config",
@@ -242,7 +255,32 @@ impl Server {
             "opti simulate failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        server
+    }
+
+    /// A scratch folder of this server's temp dir (removed with it).
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(&p).expect("scratch folder");
+        p
+    }
+
+    /// A CORS preflight for `path` from `origin`: the `Access-Control-Allow-Origin` answer.
+    pub fn preflight(&self, path: &str, origin: &str, method: &str) -> Option<String> {
+        let resp = self
+            .agent
+            .options(format!("{}{path}", self.base))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", method)
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,content-type",
+            )
+            .call()
+            .unwrap_or_else(|e| panic!("OPTIONS {path}: {e}"));
+        resp.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 
     /// What `opti serve` printed so far.

@@ -467,3 +467,73 @@ async fn admin_sees_models_with_lineage_and_the_retraining_panel() {
     d.shot("models").await;
     d.close().await;
 }
+
+/// Copies the built UI into `to` with `config.js` pointing `apiBase` at `api`.
+fn ui_for_api(from: &std::path::Path, to: &std::path::Path, api: &str) {
+    for entry in std::fs::read_dir(from).expect("web/dist") {
+        let entry = entry.expect("dist entry");
+        if entry.file_type().expect("file type").is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+        }
+    }
+    let config = format!("window.OPTI_CONFIG = {{ apiBase: {api:?}, loginUrl: \"\" }};\n");
+    std::fs::write(to.join("config.js"), config).expect("config.js");
+}
+
+#[tokio::test]
+async fn a_ui_served_from_another_origin_works_when_the_api_allows_that_origin() {
+    let Some(setup) =
+        Setup::detect("a_ui_served_from_another_origin_works_when_the_api_allows_that_origin")
+    else {
+        return;
+    };
+    // Given the UI served by one server (the "site", like S3/CloudFront) whose config.js
+    // points at an API on another origin started with --cors-origin <site>.
+    let site_port = opti_browser_tests::free_port();
+    let site_origin = format!("http://127.0.0.1:{site_port}");
+    let api = Server::start_bare(
+        &setup,
+        opti_browser_tests::free_port(),
+        &setup.web_dist,
+        &["--cors-origin", &site_origin],
+    );
+    api.feed(&setup);
+    let dist = api.scratch("site-dist");
+    ui_for_api(&setup.web_dist, &dist, &api.base);
+    let site = Server::start_bare(&setup, site_port, &dist, &[]);
+    assert_ne!(site.base, api.base);
+
+    // The API answers preflights from the site and from nowhere else.
+    assert_eq!(
+        api.preflight("/me", &site_origin, "GET").as_deref(),
+        Some(site_origin.as_str())
+    );
+    assert_eq!(api.preflight("/me", "http://evil.example", "GET"), None);
+
+    // When a reviewer signs in on the site with a token of the API and opens an item.
+    let driver = WebDriver::start(&setup);
+    let b = Browser::open(&setup, &driver, &site.base, LAPTOP).await;
+    let dee = api.add_user("reviewer", "dee");
+    b.login(&dee).await;
+    assert!(b.text("#whoami").await.contains("dee · reviewer"));
+    b.goto("/queue").await;
+    b.find(".queue-item").await;
+    assert_eq!(b.count(".queue-item").await, api.pending().len());
+    let id = b.attr(".queue-item", "data-id").await.expect("an item id");
+    b.open_annotator(&id).await;
+    b.until("dee's lease (a cross-origin POST)", async || {
+        b.try_text("#lease")
+            .await
+            .is_some_and(|t| t.contains("Your lease"))
+    })
+    .await;
+
+    // Then the claim reached the API, and the site's own server saw nothing of it.
+    assert_eq!(
+        api.get(&format!("/inspections/{id}"))["claim"]["reviewer"],
+        "dee"
+    );
+    assert_eq!(site.pending().len(), 0);
+    b.shot("cross-origin").await;
+    b.close().await;
+}
