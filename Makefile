@@ -62,8 +62,9 @@ clippy-web: rust-tools
 
 # OPTI_REQUIRE_PARITY=1: a parity fixture that cannot be checked (model or venv absent)
 # fails the run instead of being skipped (crates/vision/tests/parity.rs).
+# OPTI_SKIP_BROWSER=1: the browser tests (web/browser-tests) run in test-web, once the UI is built.
 test-rust: rust-tools venv
-	OPTI_REQUIRE_PARITY=1 $(CARGO) test --workspace
+	OPTI_REQUIRE_PARITY=1 OPTI_SKIP_BROWSER=1 $(CARGO) test --workspace
 
 test-python: venv
 	cd trainer && $(PY) -m pytest -q tests
@@ -75,11 +76,16 @@ test-api-fuzz: rust-tools venv
 	$(CARGO) test --workspace --no-run
 	scripts/schemathesis.sh $(TARGET_DIR)/debug/opti $(VENV)
 
-# The UI in headless Chromium against a real `opti serve` (screenshots in test-output/web).
-test-web: rust-tools venv web
+# The UI in headless Chromium, driven from Rust (fantoccini + chromedriver, web/browser-tests),
+# against a real `opti serve` with the shipped model: the journeys, and a walk through every
+# page at 1366x768 and 1920x1080 (screenshots in test-output/web). `test --workspace --no-run`
+# builds target/debug/opti with the same features as test-rust (no second tract build);
+# `--workspace --test …` keeps that feature set for the test binaries too.
+# OPTI_REQUIRE_BROWSER=1: a missing chromium, chromedriver, web/dist or opti fails the run.
+test-web: rust-tools web
 	@scripts/ensure-browser.sh
 	$(CARGO) test --workspace --no-run
-	OPTI_BIN=$${OPTI_BIN:-$(TARGET_DIR)/debug/opti} WEB_DIST=web/dist $(PY) -m pytest -q web/e2e
+	OPTI_REQUIRE_BROWSER=1 WEB_DIST=web/dist $(CARGO) test --workspace --test journeys --test walkthrough
 
 
 # AWS mode against moto server (started and stopped by the script): the DynamoDB/S3

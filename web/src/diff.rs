@@ -56,16 +56,33 @@ fn walk(v: &Value, path: String, out: &mut BTreeMap<String, String>) {
     }
 }
 
-/// The fields that changed from `before` to `after`, in path order.
+/// Whether `m` has fields below `path` (`path.x` or `path[0]`).
+fn has_children(m: &BTreeMap<String, String>, path: &str) -> bool {
+    m.keys().any(|k| {
+        k.len() > path.len()
+            && k.starts_with(path)
+            && matches!(k.as_bytes()[path.len()], b'.' | b'[')
+    })
+}
+
+/// The fields that changed from `before` to `after`, in path order. A field that is
+/// `null` on one side and an object on the other shows as its inner fields only (a
+/// claim released reads `claim.reviewer: ana → –`, without a `claim: – → null` row).
 pub fn changes(before: Option<&Value>, after: Option<&Value>) -> Vec<FieldChange> {
     let b = before.map(flatten).unwrap_or_default();
     let a = after.map(flatten).unwrap_or_default();
     let mut paths: Vec<&String> = b.keys().chain(a.keys()).collect();
     paths.sort();
     paths.dedup();
+    let null_parent = |p: &str,
+                       one: &BTreeMap<String, String>,
+                       other: &BTreeMap<String, String>| {
+        one.get(p).is_some_and(|v| v == "null") && !other.contains_key(p) && has_children(other, p)
+    };
     paths
         .into_iter()
         .filter(|p| b.get(*p) != a.get(*p))
+        .filter(|p| !null_parent(p, &b, &a) && !null_parent(p, &a, &b))
         .map(|p| FieldChange {
             path: p.clone(),
             before: b.get(p).cloned(),
@@ -88,17 +105,30 @@ mod tests {
         let paths: Vec<&str> = c.iter().map(|c| c.path.as_str()).collect();
         assert_eq!(
             paths,
-            [
-                "detections[0].class",
-                "review",
-                "review.verdict",
-                "status",
-                "version"
-            ]
+            ["detections[0].class", "review.verdict", "status", "version"]
         );
         assert_eq!(c[0].before.as_deref(), Some("stain"));
         assert_eq!(c[0].after.as_deref(), Some("fracture"));
-        assert_eq!(c[2].before, None);
+        assert_eq!(c[1].before, None);
+        assert_eq!(c[1].after.as_deref(), Some("defective"));
+    }
+
+    #[test]
+    fn a_released_claim_shows_its_fields_going_not_a_null_row() {
+        let before = json!({"claim": {"reviewer": "ana", "expires_at": "t1"}});
+        let after = json!({"claim": null});
+        let c = changes(Some(&before), Some(&after));
+        let paths: Vec<&str> = c.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["claim.expires_at", "claim.reviewer"]);
+        assert_eq!(c[1].before.as_deref(), Some("ana"));
+        assert_eq!(c[1].after, None);
+        // A null replaced by a scalar (or the reverse) is still a change of its own.
+        let c = changes(
+            Some(&json!({"notes": null})),
+            Some(&json!({"notes": "chipped"})),
+        );
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].before.as_deref(), Some("null"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use axum::http::{header, HeaderValue, Method};
 use axum::Router;
 use opti_api::auth::{add_user, TokenAuthenticator};
 use opti_api::model::{ensure_active_model, ModelSlot};
@@ -15,7 +16,45 @@ use opti_api::{AppState, HmacBlobUrls, Ports, Settings};
 use opti_core::ports::UserStore;
 use opti_core::types::Role;
 use opti_store::local::LocalStore;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
+
+/// The CORS layer for `--cors-origin`: exactly these origins may call the API from a
+/// browser (bearer token in the `Authorization` header, no cookies), with the methods and
+/// headers the web UI sends; preflights are answered before authentication. `None`
+/// without origins. An origin that is not `scheme://host[:port]` is refused.
+pub fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let mut allowed = Vec::with_capacity(origins.len());
+    for origin in origins {
+        let o = origin.trim();
+        let rest = o
+            .strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"))
+            .with_context(|| {
+                format!("--cors-origin {o:?}: an origin starts with http:// or https://")
+            })?;
+        if rest.is_empty() || rest.contains(['/', '?', '#', '*', ' ']) {
+            anyhow::bail!(
+                "--cors-origin {o:?}: an origin is scheme://host[:port], without path, \
+                 wildcard or trailing slash"
+            );
+        }
+        allowed.push(
+            HeaderValue::from_str(o)
+                .with_context(|| format!("--cors-origin {o:?}: not a valid header value"))?,
+        );
+    }
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(allowed))
+            .allow_methods([Method::GET, Method::POST, Method::PUT])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .max_age(Duration::from_secs(600)),
+    ))
+}
 
 /// Options of `opti serve`.
 #[derive(clap::Args, Debug)]
@@ -37,6 +76,17 @@ pub struct ServeArgs {
     /// Base URL cameras use to reach this server (for presigned upload URLs).
     #[arg(long, env = "OPTI_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Origin of a web UI served from elsewhere (e.g. the S3/CloudFront site whose
+    /// `config.js` points `apiBase` here) that browsers may let call this API:
+    /// `https://site.example.com` or `http://host:port`, no path. Repeatable or
+    /// comma-separated. Without it only the UI served by this server (same origin) can call.
+    #[arg(
+        long = "cors-origin",
+        value_name = "ORIGIN",
+        env = "OPTI_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
     /// Also run a simulated camera that uploads generated parts.
     #[arg(long)]
     pub demo: bool,
@@ -421,6 +471,14 @@ async fn serve_async(args: ServeArgs) -> Result<()> {
         }
     }
 
+    if let Some(cors) = cors_layer(&args.cors_origins)? {
+        println!(
+            "CORS: browsers may call this API from {}",
+            args.cors_origins.join(", ")
+        );
+        app = app.layer(cors);
+    }
+
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .with_context(|| format!("invalid --host/--port {}:{}", args.host, args.port))?;
@@ -533,4 +591,43 @@ async fn bootstrap_admin(store: &LocalStore, data_dir: &Path) -> Result<Option<S
         format!("{token}\n").as_bytes(),
     )?;
     Ok(Some(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cors_layer;
+
+    fn origins(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn no_cors_origin_means_same_origin_only() {
+        assert!(cors_layer(&[]).expect("no origins is fine").is_none());
+    }
+
+    #[test]
+    fn site_origins_are_accepted() {
+        let layer = cors_layer(&origins(&[
+            "https://d111111abcdef8.cloudfront.net",
+            "http://127.0.0.1:8081",
+        ]))
+        .expect("valid origins");
+        assert!(layer.is_some());
+    }
+
+    #[test]
+    fn anything_but_scheme_host_port_is_refused_with_the_reason() {
+        for bad in [
+            "*",
+            "d111111abcdef8.cloudfront.net",
+            "https://site.example.com/",
+            "https://site.example.com/app",
+            "ftp://site.example.com",
+            "https://",
+        ] {
+            let err = cors_layer(&origins(&[bad])).expect_err(bad).to_string();
+            assert!(err.contains("--cors-origin"), "{bad}: {err}");
+        }
+    }
 }

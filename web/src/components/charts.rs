@@ -13,8 +13,12 @@ pub struct Series {
     pub values: Vec<f64>,
 }
 
-const W: f64 = 640.0;
-const H: f64 = 220.0;
+/// Width of the charts over time in SVG units: about their width on a 1366-pixel screen,
+/// so their text is drawn near its CSS size there and grows moderately on wider ones.
+const W: f64 = 1200.0;
+const H: f64 = 300.0;
+/// Width of the horizontal bar charts (half-width cards; capped in CSS).
+const HBAR_W: f64 = 640.0;
 const LEFT: f64 = 44.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 12.0;
@@ -77,7 +81,7 @@ pub fn bar_chart(p: &BarChartProps) -> Html {
         .map(|s| format!("{}: {}", s.name, s.values.iter().sum::<f64>()))
         .collect();
     html! {
-        <figure class="chart" id={p.id.clone()}>
+        <figure class="chart over-time" id={p.id.clone()}>
             <figcaption>{&p.title}<span class="figure-numbers">{totals.join(" · ")}</span></figcaption>
             <svg viewBox={format!("0 0 {W} {H}")} role="img" aria-label={p.title.clone()}>
                 {y_axis(&y, max, &|t| format!("{t}"))}
@@ -122,11 +126,11 @@ pub fn hbar_chart(p: &HBarChartProps) -> Html {
     let h = (p.rows.len() as f64 * row_h).max(row_h) + 8.0;
     let label_w = 130.0;
     let max = nice_max(p.rows.iter().map(|r| r.1).fold(0.0, f64::max));
-    let x = LinearScale::new((0.0, max), (label_w, W - 80.0));
+    let x = LinearScale::new((0.0, max), (label_w, HBAR_W - 80.0));
     html! {
-        <figure class="chart" id={p.id.clone()}>
+        <figure class="chart hbar" id={p.id.clone()}>
             <figcaption>{&p.title}</figcaption>
-            <svg viewBox={format!("0 0 {W} {h}")} role="img" aria-label={p.title.clone()}>
+            <svg viewBox={format!("0 0 {HBAR_W} {h}")} role="img" aria-label={p.title.clone()}>
                 { for p.rows.iter().enumerate().map(|(i, (label, v, colour))| {
                     let y0 = 4.0 + i as f64 * row_h;
                     html! {
@@ -177,7 +181,7 @@ pub fn line_chart(p: &LineChartProps) -> Html {
         0.0
     };
     html! {
-        <figure class="chart" id={p.id.clone()}>
+        <figure class="chart over-time" id={p.id.clone()}>
             <figcaption>{&p.title}</figcaption>
             <svg viewBox={format!("0 0 {W} {H}")} role="img" aria-label={p.title.clone()}>
                 {y_axis(&y, max, &|t| format!("{t:.2}"))}

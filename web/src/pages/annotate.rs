@@ -390,7 +390,7 @@ pub fn annotate_page(props: &AnnotateProps) -> Html {
     html! {
         <section class="annotate" id="annotator" data-id={i.id.clone()} data-version={i.version.to_string()}>
             <div class="stage">
-                <div class="imgwrap">
+                <div class="imgwrap" style={format!("--ar: {:.5}", f64::from(w) / f64::from(h.max(1)))}>
                     <img id="annotate-image" src={api.url(&rec.image_url)} alt="part" onload={on_img_load} draggable="false" />
                     <BoxOverlay boxes={st.boxes.clone()} classes={st.classes.clone()} selected={st.selected}
                         draft={st.draft_box()} width={w} height={h} on_action={dispatch} />
@@ -457,14 +457,16 @@ pub fn annotate_page(props: &AnnotateProps) -> Html {
                         <kbd>{"R"}</kbd>{" Defective"}</button>
                 </div>
                 <label for="notes">{"Notes"}</label>
-                <textarea id="notes" rows="3" value={st.notes.clone()} oninput={on_notes} placeholder="optional"></textarea>
+                <textarea id="notes" rows="2" value={st.notes.clone()} oninput={on_notes} placeholder="optional"></textarea>
                 if let Some(m) = &*message { <div class="error" role="alert" id="annotate-message">{m}</div> }
-                <div class="row">
-                    <button id="submit" class="btn primary big" disabled={*busy} onclick={submit_click}>
-                        {match st.next_step() { NextStep::Skip => "Skip to next", _ => "Submit & next" }}{" "}<kbd>{"N"}</kbd></button>
-                    <button class="btn ghost" id="help-btn" onclick={act(Action::ToggleHelp)}><kbd>{"?"}</kbd>{" Help"}</button>
+                <div class="actions">
+                    <div class="row">
+                        <button id="submit" class="btn primary big" disabled={*busy} onclick={submit_click}>
+                            {match st.next_step() { NextStep::Skip => "Skip to next", _ => "Submit & next" }}{" "}<kbd>{"N"}</kbd></button>
+                        <button class="btn ghost" id="help-btn" onclick={act(Action::ToggleHelp)}><kbd>{"?"}</kbd>{" Help"}</button>
+                    </div>
+                    if st.dirty { <p class="muted unsaved" id="unsaved">{"Unsaved changes"}</p> }
                 </div>
-                if st.dirty { <p class="muted" id="unsaved">{"Unsaved changes"}</p> }
             </aside>
             if st.help_open {
                 <div class="modal" role="dialog" aria-label="keyboard shortcuts" id="help">

@@ -3,7 +3,7 @@
 //! the model in use with its metrics. Refreshes every 30 seconds.
 
 use gloo_timers::callback::Interval;
-use opti_core::drift::DriftReport;
+use opti_core::drift::{DriftReport, DriftSignal};
 use yew::prelude::*;
 
 use crate::components::charts::{BarChart, HBarChart, LineChart, Series};
@@ -75,19 +75,47 @@ fn drift_panel(current: &DriftReport, history: Option<&[DriftPoint]>) -> Html {
             <h2>{"Drift "}{status}</h2>
             {chart}
             {numbers}
-            if !current.signals.is_empty() {
-                <table class="signals" id="drift-signals">
-                    <thead><tr><th>{"Signal"}</th><th>{"Value"}</th><th>{"Threshold"}</th><th></th></tr></thead>
-                    <tbody>{ for current.signals.iter().map(|s| html! {
-                        <tr class={classes!(s.detected.then_some("bad"))}>
-                            <td>{&s.name}</td><td class="num">{format!("{:.3}", s.value)}</td>
-                            <td class="num">{format!("{:.3}", s.threshold)}</td>
-                            <td>{if s.detected { "drift" } else if s.enough_data { "ok" } else { "too few" }}</td>
-                        </tr>
-                    }) }</tbody>
-                </table>
-            }
+            {signal_tables(&current.signals)}
         </div>
+    }
+}
+
+fn signal_table(id: &str, signals: &[&DriftSignal]) -> Html {
+    html! {
+        <table class="signals" id={id.to_string()}>
+            <thead><tr><th>{"Signal"}</th><th>{"Scope"}</th><th class="num">{"Value"}</th>
+                <th class="num">{"Threshold"}</th><th>{"State"}</th></tr></thead>
+            <tbody>{ for signals.iter().map(|s| html! {
+                <tr class={classes!(s.detected.then_some("bad"))} data-scope={s.scope.clone()}>
+                    <td>{&s.name}</td><td class="muted">{&s.scope}</td>
+                    <td class="num">{format!("{:.3}", s.value)}</td>
+                    <td class="num">{format!("{:.3}", s.threshold)}</td>
+                    <td>{if s.detected { "drift" } else if s.enough_data { "ok" } else { "too few" }}</td>
+                </tr>
+            }) }</tbody>
+        </table>
+    }
+}
+
+/// The whole-line signals in a table; the per-camera ones (the same signals again for
+/// each camera) folded away below it, opened on demand.
+fn signal_tables(signals: &[DriftSignal]) -> Html {
+    if signals.is_empty() {
+        return html! {};
+    }
+    let (overall, per_camera): (Vec<&DriftSignal>, Vec<&DriftSignal>) =
+        signals.iter().partition(|s| s.scope == "overall");
+    let drifting = per_camera.iter().filter(|s| s.detected).count();
+    html! {
+        <>
+            {signal_table("drift-signals", &overall)}
+            if !per_camera.is_empty() {
+                <details class="per-camera" open={drifting > 0}>
+                    <summary>{format!("Per camera: {} signals, {} drifting", per_camera.len(), drifting)}</summary>
+                    {signal_table("drift-signals-camera", &per_camera)}
+                </details>
+            }
+        </>
     }
 }
 
@@ -133,14 +161,14 @@ pub fn dashboard_page() -> Html {
                     {tile("kpi-total", "inspections", s.total.to_string(), "all time")}
                     {tile("kpi-audit", "audit miss rate", percent(s.audit_miss_rate), "audit samples the automation got wrong")}
                 </div>
-                <div class="cards">
-                    <div class="card wide">
+                <div class="card wide">
                         <BarChart id="chart-throughput" title="Throughput per hour (last 24 h)" labels={labels}
                             series={vec![
                                 Series { name: "inspected".into(), colour: "#69c0ff".into(), values: s.throughput.iter().map(|h| h.inspections as f64).collect() },
                                 Series { name: "reviewed".into(), colour: "#95de64".into(), values: s.throughput.iter().map(|h| h.reviewed as f64).collect() },
                             ]} />
-                    </div>
+                </div>
+                <div class="cards">
                     <div class="card">
                         <HBarChart id="chart-defects" title="Defect rate by class" rows={rows} />
                     </div>
@@ -174,7 +202,7 @@ pub fn dashboard_page() -> Html {
         <section class="panel dashboard">
             <h1>{"Dashboard"}</h1>
             {top}
-            <div class="cards">{drift_html}</div>
+            {drift_html}
         </section>
     }
 }

@@ -77,6 +77,15 @@ pub fn login_page() -> Html {
             }
         });
     }
+    {
+        // `autofocus` is only honoured on page load; the SPA renders this page later.
+        let input = input.clone();
+        use_effect_with((), move |_| {
+            if let Some(i) = input.cast::<HtmlInputElement>() {
+                let _ = i.focus();
+            }
+        });
+    }
     let onsubmit = {
         let input = input.clone();
         let sign_in = sign_in.clone();

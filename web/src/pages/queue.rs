@@ -90,7 +90,7 @@ pub fn queue_page() -> Html {
                     <div class="empty" id="queue-empty">{"Nothing waiting. The line is running on its own."}</div>
                 } else {
                     <table class="queue" id="queue-table">
-                        <thead><tr><th>{"Image"}</th><th>{"Confidence"}</th><th>{"Model says"}</th>
+                        <thead><tr><th>{"Image"}</th><th class="num">{"Confidence"}</th><th>{"Model says"}</th>
                             <th>{"Camera"}</th><th>{"Age"}</th><th>{"Status"}</th></tr></thead>
                         <tbody>
                         { for items.iter().map(|v| {
