@@ -80,12 +80,16 @@ test-api-fuzz: rust-tools venv
 # against a real `opti serve` with the shipped model: the journeys, and a walk through every
 # page at 1366x768 and 1920x1080 (screenshots in test-output/web). `test --workspace --no-run`
 # builds target/debug/opti with the same features as test-rust (no second tract build);
-# `--workspace --test …` keeps that feature set for the test binaries too.
-# OPTI_REQUIRE_BROWSER=1: a missing chromium, chromedriver, web/dist or opti fails the run.
-test-web: rust-tools web
+# `--workspace --test …` keeps that feature set for the test binaries too. The retrain
+# journey (a dozen reviews in the UI, Retrain, the gate and the new version on the Models
+# page) runs the real trainer from the venv for 1 epoch (OPTI_PYTHON, trainer/).
+# OPTI_REQUIRE_BROWSER=1: a missing chromium, chromedriver, web/dist, opti or trainer
+# Python fails the run.
+test-web: rust-tools web venv
 	@scripts/ensure-browser.sh
 	$(CARGO) test --workspace --no-run
-	OPTI_REQUIRE_BROWSER=1 WEB_DIST=web/dist $(CARGO) test --workspace --test journeys --test walkthrough
+	OPTI_REQUIRE_BROWSER=1 WEB_DIST=web/dist OPTI_TRAINER_DIR=trainer \
+	  $(CARGO) test --workspace --test journeys --test walkthrough --test retrain_journey
 
 
 # AWS mode against moto server (started and stopped by the script): the DynamoDB/S3

@@ -11,6 +11,7 @@ pub mod diff;
 pub mod format;
 pub mod geometry;
 pub mod keys;
+pub mod retrain_view;
 pub mod settings_form;
 pub mod wire;
 

@@ -6,7 +6,9 @@
 //! What a test needs is looked up by [`Setup::detect`]: `OPTI_BIN` (default: the `opti`
 //! next to the test binary, i.e. `target/<profile>/opti`), `WEB_DIST` (default web/dist),
 //! `OPTI_MODEL` (default models/default/model.onnx), `CHROMIUM`, `CHROMEDRIVER` (default:
-//! found on PATH), `TEST_OUTPUT` (default test-output/web). When something is missing the
+//! found on PATH), `TEST_OUTPUT` (default test-output/web); the retraining journey also
+//! needs the trainer's Python with Ultralytics (`OPTI_PYTHON`, default the venv of
+//! `make venv`) and `OPTI_TRAINER_DIR` (default trainer/). When something is missing the
 //! test prints a `SKIPPED` line and passes, unless `OPTI_REQUIRE_BROWSER=1` (set by
 //! `make test-web`), where it fails.
 
@@ -127,6 +129,56 @@ impl Setup {
         }
         let why = missing.join("; ");
         if require {
+            panic!("browser test {test} cannot run (OPTI_REQUIRE_BROWSER=1): missing {why}");
+        }
+        println!("SKIPPED {test}: missing {why}");
+        None
+    }
+}
+
+/// The trainer a retraining server runs: its Python (with Ultralytics) and trainer/.
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    pub python: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Trainer {
+    /// The trainer's Python and folder, or `None` (after printing `SKIPPED <test>: why`)
+    /// when the Python, Ultralytics in it, or trainer/ is missing. Panics instead when
+    /// `OPTI_REQUIRE_BROWSER=1`, like the other prerequisites of the browser tests.
+    pub fn detect(test: &str) -> Option<Trainer> {
+        let venv = std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".cache/opti-quality/venv/bin/python"))
+            .unwrap_or_else(|| PathBuf::from("/nonexistent/python"));
+        let trainer = Trainer {
+            python: path_from_env("OPTI_PYTHON", venv),
+            dir: path_from_env("OPTI_TRAINER_DIR", root().join("trainer")),
+        };
+        let why = if !trainer.python.is_file() {
+            Some(format!(
+                "the trainer's Python at {} (make venv, or set OPTI_PYTHON)",
+                trainer.python.display()
+            ))
+        } else if !trainer.dir.join("opti_trainer/__main__.py").is_file() {
+            Some(format!("the trainer at {}", trainer.dir.display()))
+        } else {
+            // find_spec looks Ultralytics up without importing it (an import takes seconds).
+            let found = Command::new(&trainer.python)
+                .args([
+                    "-c",
+                    "import importlib.util, sys; sys.exit(importlib.util.find_spec('ultralytics') is None)",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            (!found).then(|| format!("Ultralytics in {} (make venv)", trainer.python.display()))
+        };
+        let Some(why) = why else {
+            return Some(trainer);
+        };
+        if flag("OPTI_REQUIRE_BROWSER") {
             panic!("browser test {test} cannot run (OPTI_REQUIRE_BROWSER=1): missing {why}");
         }
         println!("SKIPPED {test}: missing {why}");
@@ -508,7 +560,15 @@ impl Browser {
     }
 
     /// Waits until `check` holds, polling; fails the test (with a screenshot) after [`PATIENCE`].
-    pub async fn until<F>(&self, what: &str, mut check: F)
+    pub async fn until<F>(&self, what: &str, check: F)
+    where
+        F: AsyncFnMut() -> bool,
+    {
+        self.until_within(what, PATIENCE, check).await;
+    }
+
+    /// Waits until `check` holds, polling; fails the test (with a screenshot) after `patience`.
+    pub async fn until_within<F>(&self, what: &str, patience: Duration, mut check: F)
     where
         F: AsyncFnMut() -> bool,
     {
@@ -517,7 +577,7 @@ impl Browser {
             if check().await {
                 return;
             }
-            if started.elapsed() > PATIENCE {
+            if started.elapsed() > patience {
                 let name = format!(
                     "FAILED-{}",
                     what.chars()
@@ -531,7 +591,7 @@ impl Browser {
                     .await
                     .map(|u| u.to_string())
                     .unwrap_or_default();
-                panic!("waited {PATIENCE:?} for: {what} (page {url}; screenshot {name})");
+                panic!("waited {patience:?} for: {what} (page {url}; screenshot {name})");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -1,29 +1,21 @@
 //! The navigation bar: pages the signed-in role may use, the queue's count badge, the
 //! user and a sign-out button.
 
-use gloo_timers::callback::Interval;
 use yew::prelude::*;
 use yew_router::prelude::*;
 
 use crate::app::Route;
-use crate::hooks::{use_remote, use_session, Remote, Session};
+use crate::hooks::{use_remote, use_session, use_ticker, Remote, Session};
 use crate::wire::Stats;
 
 /// The top bar.
 #[function_component(Nav)]
 pub fn nav() -> Html {
     let session = use_session();
-    let tick = use_state(|| 0u32);
-    {
-        let tick = tick.clone();
-        use_effect_with((), move |_| {
-            let interval = Interval::new(15_000, move || tick.set(tick.wrapping_add(1)));
-            move || drop(interval)
-        });
-    }
+    let tick = use_ticker(15_000);
     let route = use_route::<Route>();
     let signed_in = session.is_some();
-    let stats = use_remote::<Stats>(signed_in.then(|| "/stats".to_string()), *tick);
+    let stats = use_remote::<Stats>(signed_in.then(|| "/stats".to_string()), tick);
     let Some(s) = (*session).clone() else {
         return html! {
             <header class="topbar"><span class="brand">{"Opti-Quality"}</span></header>

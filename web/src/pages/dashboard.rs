@@ -2,14 +2,13 @@
 //! over the last 24 hours, defect rate by class, the drift chart with its threshold, and
 //! the model in use with its metrics. Refreshes every 30 seconds.
 
-use gloo_timers::callback::Interval;
 use opti_core::drift::{DriftReport, DriftSignal};
 use yew::prelude::*;
 
 use crate::components::charts::{BarChart, HBarChart, LineChart, Series};
 use crate::components::{class_colour, error_box, loading};
 use crate::format::{hour_minute, percent};
-use crate::hooks::{use_remote, use_session, Remote};
+use crate::hooks::{use_remote, use_session, use_ticker, Remote};
 use crate::wire::{DriftPoint, ModelList, Stats};
 
 /// `GET /drift/history` as far as the chart needs it.
@@ -124,18 +123,11 @@ fn signal_tables(signals: &[DriftSignal]) -> Html {
 pub fn dashboard_page() -> Html {
     let session = use_session();
     let admin = session.as_ref().is_some_and(|s| s.is_admin());
-    let tick = use_state(|| 0u32);
-    {
-        let tick = tick.clone();
-        use_effect_with((), move |_| {
-            let i = Interval::new(30_000, move || tick.set(tick.wrapping_add(1)));
-            move || drop(i)
-        });
-    }
-    let stats = use_remote::<Stats>(Some("/stats".into()), *tick);
-    let drift = use_remote::<DriftReport>(Some("/drift/".into()), *tick);
-    let history = use_remote::<DriftHistory>(Some("/drift/history?limit=48".into()), *tick);
-    let models = use_remote::<ModelList>(admin.then(|| "/models".to_string()), *tick);
+    let tick = use_ticker(30_000);
+    let stats = use_remote::<Stats>(Some("/stats".into()), tick);
+    let drift = use_remote::<DriftReport>(Some("/drift/".into()), tick);
+    let history = use_remote::<DriftHistory>(Some("/drift/history?limit=48".into()), tick);
+    let models = use_remote::<ModelList>(admin.then(|| "/models".to_string()), tick);
     let classes = session
         .as_ref()
         .map(|s| s.classes.clone())
