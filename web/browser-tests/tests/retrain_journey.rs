@@ -1,9 +1,10 @@
 //! The learning loop as a new admin lives it, in headless Chromium against a real
 //! `opti serve` with the shipped model and the real Python trainer: review a dozen parts
 //! through the queue and the annotator (keyboard and mouse, both verdicts, a moved box),
-//! open Models, press "Retrain now", watch the job's phase and epochs, and read the
-//! finished job's gate decision (its reasons, both score sets) and the new model version
-//! with its metrics and lineage — each checked against what the API says.
+//! open Models, press "Retrain now" (a second press while it runs is refused), watch the
+//! job's phase and epochs, and read the finished job's gate decision (its reasons, both
+//! score sets) and the new model version with its metrics and lineage — each checked
+//! against what the API says.
 //!
 //! Training is kept short with the options of crates/cli/tests/learning_loop.rs (1 epoch
 //! at imgsz 320, batch 8, a replay of at most 12 shipped-line images, 8 reference images
@@ -237,6 +238,17 @@ async fn admin_reviews_a_dozen_parts_retrains_and_reads_the_gate_and_the_new_mod
     let job_id = text_of(&jobs["items"][0]["id"]);
     assert!(!job_id.is_empty(), "{jobs}");
     assert!(b.text("#models-message").await.contains(&job_id));
+    // A second press while it runs is refused with the API's reason; still one job.
+    b.click("#retrain-now").await;
+    b.until("the second start refused", async || {
+        b.try_text("#models-message")
+            .await
+            .is_some_and(|t| t.contains("already running"))
+    })
+    .await;
+    let jobs = server.get("/retrain");
+    assert_eq!(jobs["items"].as_array().map(Vec::len), Some(1), "{jobs}");
+    assert_eq!(jobs["items"][0]["status"], "running", "{jobs}");
 
     // Then the page follows the job by itself: phase, epochs.
     let mut seen: Vec<String> = Vec::new();
