@@ -97,7 +97,7 @@ fn job_event(
 }
 
 /// The fields of a job the audit trail shows.
-fn job_view(job: &RetrainJob) -> serde_json::Value {
+pub fn job_view(job: &RetrainJob) -> serde_json::Value {
     serde_json::json!({
         "status": job.status,
         "phase": job.phase,
