@@ -105,8 +105,9 @@ ALLOWED = {
         ("sns:Publish", "Ref:DriftAlertTopic"),
     },
 }
-# The two retrain functions (HTTP and schedule) both dispatch, so they hold the same list.
-ALLOWED["RetrainApiFunction"] = ALLOWED["RetrainScheduleFunction"] = {
+# The two retrain functions (HTTP and schedule) both dispatch; the schedule also reads a
+# completed training job's output and registers the candidate.
+ALLOWED["RetrainApiFunction"] = {
     *{("s3:GetObject", f"{DATA}/{p}/*") for p in ["raw", "models", "seed", "snapshots"]},
     ("s3:PutObject", f"{DATA}/snapshots/*"),
     ("s3:ListBucket", DATA),
@@ -117,6 +118,10 @@ ALLOWED["RetrainApiFunction"] = ALLOWED["RetrainScheduleFunction"] = {
     *{(a, "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:training-job/opti-snap-*")
       for a in ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:AddTags"]},
     ("iam:PassRole", "TrainingRole.Arn"),
+}
+ALLOWED["RetrainScheduleFunction"] = ALLOWED["RetrainApiFunction"] | {
+    ("s3:GetObject", f"{DATA}/training/*"),
+    ("s3:PutObject", f"{DATA}/models/*"),
 }
 # Deletes a function may make, each only under a condition naming the item keys.
 DELETES = {"RetrainApiFunction": "RETRAIN_LOCK", "RetrainScheduleFunction": "RETRAIN_LOCK"}
@@ -293,3 +298,17 @@ def test_table_is_the_layout_of_the_rust_adapter(template):
 
 def test_outputs_name_the_api_and_the_site(template):
     assert {"ApiUrl", "SiteUrl"} <= set(template["Outputs"])
+
+
+def test_training_job_arn_pattern_is_the_name_the_retrain_function_gives_jobs(template):
+    retrain = (ROOT / "functions" / "shared" / "src" / "retrain.rs").read_text()
+    snapshot = (ROOT / "crates" / "core" / "src" / "snapshot.rs").read_text()
+    assert 'format!("opti-{snapshot_id}")' in retrain
+    assert 'format!("snap-{}"' in snapshot
+    policy = [
+        render(r)
+        for st in statements(functions(template)["RetrainApiFunction"])
+        if "sagemaker:CreateTrainingJob" in st["Action"]
+        for r in st["Resource"]
+    ]
+    assert policy == ["arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:training-job/opti-snap-*"]

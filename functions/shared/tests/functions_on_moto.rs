@@ -828,22 +828,69 @@ async fn retrain_snapshots_to_s3_and_starts_one_sagemaker_job_per_snapshot() {
     assert_eq!(body["current"]["id"], json!(id), "{body}");
     assert_eq!(training_jobs(&sagemaker, &id).await, vec![id.clone()]);
 
-    // moto finishes training jobs at once: the schedule sees it and closes the job
-    // (registering the output is not implemented yet), releasing the lock.
+    // moto finishes training jobs at once. The trainer container would have left its
+    // model.tar.gz: here the shipped model itself, so the gate sees no improvement.
+    let output = format!("training/{id}/output/model.tar.gz");
+    put(
+        &store,
+        &output,
+        model_tar_gz(&[
+            ("model.onnx", shipped_model()),
+            ("./model.pt", b"fine-tuned weights".to_vec()),
+            (
+                "result.json",
+                serde_json::to_vec(&json!({"metrics": {"precision": 0.9, "recall": 0.8,
+                    "mAP50": 0.85, "mAP50-95": 0.6}, "train_seconds": 12.5}))
+                .expect("json"),
+            ),
+        ]),
+    )
+    .await;
     let run = opti_lambda::retrain::scheduled(&r).await.expect("schedule");
     assert!(
-        matches!(&run, opti_lambda::retrain::ScheduledRun::Completed { job, .. } if *job == id),
+        matches!(&run, opti_lambda::retrain::ScheduledRun::Completed { job, outcome }
+            if *job == id && outcome.contains("kept the active model")),
         "{run:?}"
     );
-    let closed = opti_core::ports::RetrainJobStore::get_job(&store, &id)
+    let done = opti_core::ports::RetrainJobStore::get_job(&store, &id)
         .await
         .expect("job");
-    assert_eq!(closed.status, opti_core::retrain::JobStatus::Failed);
+    assert_eq!(
+        done.status,
+        opti_core::retrain::JobStatus::Succeeded,
+        "{done:?}"
+    );
+    assert!(!done.promoted);
+    let gate = done.gate.clone().expect("the gate decided");
     assert!(
-        closed.error.as_deref().is_some_and(
-            |e| e.contains(&format!("s3://{bucket}/training/{id}/output/model.tar.gz"))
-        ),
-        "{closed:?}"
+        !gate.promote,
+        "the same model cannot improve on itself: {gate:?}"
+    );
+    let candidate = store
+        .get_model(done.candidate_version.as_deref().expect("candidate"))
+        .await
+        .expect("registered");
+    assert_eq!(candidate.parent.as_deref(), Some(parent.as_str()));
+    assert_eq!(candidate.snapshot_id.as_deref(), Some(snap.as_str()));
+    assert_eq!(candidate.status, ModelStatus::Rejected);
+    assert_eq!(candidate.trainer_metrics.map(|m| m.map50_95), Some(0.6));
+    assert!(
+        candidate.measured_metrics.is_some(),
+        "scored in Rust on the holdout"
+    );
+    assert_eq!(candidate.trainer["runner"], json!("sagemaker"));
+    assert_eq!(
+        opti_core::ports::BlobStore::get_blob(
+            &store,
+            &opti_api::learning::weights_key(&candidate.version)
+        )
+        .await
+        .expect("weights kept for the next fine-tune"),
+        b"fine-tuned weights"
+    );
+    assert_eq!(
+        store.active_model().await.expect("active"),
+        Some(parent.clone())
     );
 
     // The same reviews make the same snapshot: dispatched again, it starts nothing.
@@ -891,4 +938,39 @@ async fn retrain_snapshots_to_s3_and_starts_one_sagemaker_job_per_snapshot() {
     )
     .expect("json");
     assert_eq!(manifest["previous"], json!(snap));
+    // Its training "completes" without output: the job fails, naming what is missing.
+    let run = opti_lambda::retrain::scheduled(&r).await.expect("schedule");
+    assert!(
+        matches!(&run, opti_lambda::retrain::ScheduledRun::Completed { job, .. } if *job == second),
+        "{run:?}"
+    );
+    let failed = opti_core::ports::RetrainJobStore::get_job(&store, &second)
+        .await
+        .expect("job");
+    assert_eq!(failed.status, opti_core::retrain::JobStatus::Failed);
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("reading the training output")),
+        "{failed:?}"
+    );
+    assert_eq!(store.active_model().await.expect("active"), Some(parent));
+}
+
+/// A `model.tar.gz` as SageMaker packs `/opt/ml/model`.
+fn model_tar_gz(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (name, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, bytes.as_slice())
+            .expect("tar");
+    }
+    tar.into_inner().expect("tar").finish().expect("gzip")
 }
