@@ -221,8 +221,16 @@ def test_retrain_is_served_scheduled_and_configured(template):
         for e in fns["RetrainApiFunction"]["Properties"]["Events"].values()
     }
     assert routes == {("POST", "/retrain"), ("GET", "/retrain"), ("GET", "/retrain/{job}")}
-    (schedule,) = fns["RetrainScheduleFunction"]["Properties"]["Events"].values()
-    assert schedule["Type"] == "ScheduleV2"
+    events = fns["RetrainScheduleFunction"]["Properties"]["Events"]
+    assert events["Check"]["Type"] == "ScheduleV2"
+    ended = events["TrainingJobEnded"]
+    assert ended["Type"] == "EventBridgeRule"
+    pattern = ended["Properties"]["Pattern"]
+    assert pattern["detail-type"] == ["SageMaker Training Job State Change"]
+    assert pattern["detail"]["TrainingJobName"] == [{"prefix": "opti-snap-"}]
+    assert set(pattern["detail"]["TrainingJobStatus"]) == {"Completed", "Failed", "Stopped"}
+    # The schedule and a state change must not both register the same candidate.
+    assert fns["RetrainScheduleFunction"]["Properties"]["ReservedConcurrentExecutions"] == 1
     for name in ["RetrainApiFunction", "RetrainScheduleFunction"]:
         env = fns[name]["Properties"]["Environment"]["Variables"]
         assert env["OPTI_TRAINING_ROLE_ARN"] == {"Fn::GetAtt": ["TrainingRole", "Arn"]}

@@ -1,6 +1,8 @@
-//! The retrain Lambda's scheduled side: an EventBridge schedule reconciles the running
-//! job with its SageMaker training job, or starts a retraining once `retrain_min` new
-//! reviews exist (see `opti_lambda::retrain::scheduled`).
+//! The retrain Lambda's scheduled side: an EventBridge schedule, and the EventBridge rule
+//! on our training jobs' `SageMaker Training Job State Change`, reconcile the running job
+//! with its SageMaker training job (a completed one is registered, scored and gated), or
+//! start a retraining once `retrain_min` new reviews exist (see
+//! `opti_lambda::retrain::scheduled`). Either event only says "look now".
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{service_fn, Error, LambdaEvent};

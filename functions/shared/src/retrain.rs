@@ -7,10 +7,12 @@
 //! - One job at a time: the store's retrain lock item (`RetrainJobStore::create_job`).
 //! - Idempotent per snapshot: the job id *is* the SageMaker training job name, derived
 //!   from the snapshot id (`opti-snap-…`), so a second dispatch of the same snapshot
-//!   finds the job record (409 naming it), and a retried dispatch whose record was
-//!   stored but whose `CreateTrainingJob` answer was lost adopts the training job that
-//!   exists instead of starting another.
-//! - The schedule also reconciles the running job with SageMaker ([`reconcile`]): a
+//!   finds the job record (409 naming it) and never reaches SageMaker; a training job
+//!   of that name that exists already is adopted rather than created again. A dispatch
+//!   cut off between the job record and `CreateTrainingJob` leaves a running record
+//!   without a training job, which the schedule fails after [`DISPATCH_GRACE`].
+//! - The schedule (and the EventBridge rule on the training job's state change) also
+//!   reconciles the running job with SageMaker ([`reconcile`]): a
 //!   training job that failed or stopped, or one that never started, fails the job
 //!   record (releasing the lock) with SageMaker's reason; a completed one is handed to
 //!   [`crate::completion`].
