@@ -84,7 +84,8 @@ test-web: rust-tools venv web
 
 # AWS mode against moto server (started and stopped by the script): the DynamoDB/S3
 # adapter's conformance suite and the Lambda functions' handlers (upload events, review
-# API with Cognito callers, scheduled drift). In test-rust, without moto, they skip.
+# API with Cognito callers, scheduled drift with SNS alerts, retrain dispatch to SageMaker
+# and completion). In test-rust, without moto, they skip.
 test-aws: rust-tools venv
 	scripts/test-aws.sh $(VENV) $(CARGO) test -p opti-store -p opti-lambda --features opti-store/aws
 
