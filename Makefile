@@ -22,7 +22,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 export OPTI_PYTHON := $(PY)
 export YOLO_OFFLINE := 1
 
-.PHONY: run test build web venv rust-tools fmt-check clippy clippy-web test-rust test-python test-api-fuzz test-web test-aws test-infra clean help
+.PHONY: run test build web venv rust-tools fmt-check clippy clippy-web test-rust test-python test-api-fuzz test-web test-aws test-infra sam-build clean help
 
 help:
 	@echo "make run    build and start opti serve --demo on http://localhost:$(PORT)"
@@ -94,7 +94,8 @@ test-web: rust-tools web venv
 
 # AWS mode against moto server (started and stopped by the script): the DynamoDB/S3
 # adapter's conformance suite and the Lambda functions' handlers (upload events, review
-# API with Cognito callers, scheduled drift). In test-rust, without moto, they skip.
+# API with Cognito callers, scheduled drift with SNS alerts, retrain dispatch to SageMaker
+# and completion). In test-rust, without moto, they skip.
 test-aws: rust-tools venv
 	scripts/test-aws.sh $(VENV) $(CARGO) test -p opti-store -p opti-lambda --features opti-store/aws
 
@@ -106,6 +107,11 @@ test-infra: venv
 	  AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0 \
 	  $(VENV)/bin/sam validate --lint -t infra/template.yaml
 	$(PY) -m pytest -q infra/tests
+
+# `sam build` of infra/template.yaml (arm64 release binaries of every function, cargo-lambda
+# + zig from PyPI, no Docker). Slow on 2 cores (see docs/deploy.md), so not part of `test`.
+sam-build: rust-tools venv
+	scripts/sam-build.sh $(VENV)
 
 test: fmt-check clippy clippy-web test-rust test-python test-api-fuzz test-aws test-infra test-web
 	@echo "make test: all checks passed"

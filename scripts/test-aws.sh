@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the AWS-mode tests against a moto server (DynamoDB, S3, SageMaker emulated): starts
+# Runs the AWS-mode tests against a moto server (DynamoDB, S3, SageMaker, SNS emulated): starts
 # `moto_server` from the venv on a free loopback port, waits for it, runs the given command
 # (default: the AWS adapter's tests and the functions' tests) with AWS_ENDPOINT_URL and dummy
 # credentials pointing at it, and stops the server whatever happens.

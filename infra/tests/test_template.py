@@ -99,11 +99,35 @@ ALLOWED = {
     "DriftScheduleFunction": {
         *{(a, r) for a in ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"]
           for r in [TABLE, INDEXES]},
-        ("s3:GetObject", f"{DATA}/reports/drift/*"),
-        ("s3:PutObject", f"{DATA}/reports/drift/*"),
+        ("s3:GetObject", f"{DATA}/reports/drift/alerts/*"),
+        ("s3:PutObject", f"{DATA}/reports/drift/alerts/*"),
         ("s3:ListBucket", DATA),
+        ("sns:Publish", "Ref:DriftAlertTopic"),
     },
 }
+# The two retrain functions (HTTP and schedule) both dispatch; the schedule also reads a
+# completed training job's output and registers the candidate.
+ALLOWED["RetrainApiFunction"] = {
+    *{("s3:GetObject", f"{DATA}/{p}/*") for p in ["raw", "models", "seed", "snapshots"]},
+    ("s3:PutObject", f"{DATA}/snapshots/*"),
+    ("s3:ListBucket", DATA),
+    *{(a, r) for a in ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
+                        "dynamodb:TransactWriteItems", "dynamodb:ConditionCheckItem"]
+      for r in [TABLE, INDEXES]},
+    ("dynamodb:DeleteItem", TABLE),
+    *{(a, "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:training-job/opti-snap-*")
+      for a in ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:AddTags"]},
+    ("iam:PassRole", "TrainingRole.Arn"),
+}
+ALLOWED["RetrainScheduleFunction"] = ALLOWED["RetrainApiFunction"] | {
+    ("s3:GetObject", f"{DATA}/training/*"),
+    ("s3:PutObject", f"{DATA}/models/*"),
+}
+# Deletes a function may make, each only under a condition naming the item keys.
+DELETES = {"RetrainApiFunction": "RETRAIN_LOCK", "RetrainScheduleFunction": "RETRAIN_LOCK"}
+
+
+BINARIES = {"upload", "review", "drift", "drift-schedule", "retrain", "retrain-schedule"}
 
 
 def test_every_function_has_an_allow_list(template):
@@ -132,11 +156,87 @@ def test_each_function_policy_names_only_its_own_resources(template, name):
     assert not missing, f"{name} lacks what it needs: {sorted(missing)}"
 
 
-def test_no_function_may_delete_anything(template):
+def test_no_function_may_delete_anything_but_the_retrain_lock(template):
     for name, function in functions(template).items():
         for st in statements(function):
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-            assert not [a for a in actions if "Delete" in a], name
+            deletes = [a for a in actions if "Delete" in a]
+            if not deletes:
+                continue
+            assert name in DELETES and deletes == ["dynamodb:DeleteItem"], (name, deletes)
+            assert actions == deletes, f"{name}: the delete stands in its own statement"
+            keys = st["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
+            assert keys == [DELETES[name]], (name, keys)
+
+
+def test_only_the_retrain_functions_pass_only_the_training_role_to_sagemaker_only(template):
+    for name, function in functions(template).items():
+        for st in statements(function):
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            if "iam:PassRole" not in actions:
+                continue
+            assert name.startswith("Retrain"), name
+            assert [render(r) for r in st["Resource"]] == ["TrainingRole.Arn"]
+            assert st["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
+
+
+def test_training_role_is_for_sagemaker_and_reads_and_writes_only_its_prefixes(template):
+    role = template["Resources"]["TrainingRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    granted = set()
+    for policy in role["Policies"]:
+        for st in policy["PolicyDocument"]["Statement"]:
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            for a in actions:
+                for r in resources:
+                    granted.add((a, render(r)))
+                    if render(r) == "*":
+                        # Only what AWS offers no resource-level permission for.
+                        assert a in ("ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"), a
+    writes = {r for a, r in granted if a == "s3:PutObject"}
+    assert writes == {f"{DATA}/training/*"}
+    reads = {r for a, r in granted if a == "s3:GetObject"}
+    assert reads == {f"{DATA}/{p}/*" for p in ["snapshots", "models", "seed"]}
+
+
+def test_drift_alerts_topic_is_published_by_the_drift_schedule_only(template):
+    publishers = set()
+    for name, function in functions(template).items():
+        for st in statements(function):
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            if "sns:Publish" in actions:
+                publishers.add(name)
+    assert publishers == {"DriftScheduleFunction"}
+    env = functions(template)["DriftScheduleFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["OPTI_DRIFT_TOPIC_ARN"] == {"Ref": "DriftAlertTopic"}
+    assert "DriftAlertTopicArn" in template["Outputs"]
+
+
+def test_retrain_is_served_scheduled_and_configured(template):
+    fns = functions(template)
+    routes = {
+        (e["Properties"]["Method"], e["Properties"]["Path"])
+        for e in fns["RetrainApiFunction"]["Properties"]["Events"].values()
+    }
+    assert routes == {("POST", "/retrain"), ("GET", "/retrain"), ("GET", "/retrain/{job}")}
+    events = fns["RetrainScheduleFunction"]["Properties"]["Events"]
+    assert events["Check"]["Type"] == "ScheduleV2"
+    ended = events["TrainingJobEnded"]
+    assert ended["Type"] == "EventBridgeRule"
+    pattern = ended["Properties"]["Pattern"]
+    assert pattern["detail-type"] == ["SageMaker Training Job State Change"]
+    assert pattern["detail"]["TrainingJobName"] == [{"prefix": "opti-snap-"}]
+    assert set(pattern["detail"]["TrainingJobStatus"]) == {"Completed", "Failed", "Stopped"}
+    # The schedule and a state change must not both register the same candidate.
+    assert fns["RetrainScheduleFunction"]["Properties"]["ReservedConcurrentExecutions"] == 1
+    for name in ["RetrainApiFunction", "RetrainScheduleFunction"]:
+        env = fns[name]["Properties"]["Environment"]["Variables"]
+        assert env["OPTI_TRAINING_ROLE_ARN"] == {"Fn::GetAtt": ["TrainingRole", "Arn"]}
+        assert "${TrainerRepository}:${TrainerImageTag}" in env["OPTI_TRAINER_IMAGE"]["Fn::Sub"]
+    # API Gateway gives an integration at most 30 s.
+    assert fns["RetrainApiFunction"]["Properties"].get("Timeout", 29) <= 29
 
 
 def test_functions_are_rust_cargolambda_on_arm64_al2023(template):
@@ -149,12 +249,12 @@ def test_functions_are_rust_cargolambda_on_arm64_al2023(template):
         assert meta["BuildMethod"] == "rust-cargolambda", name
         binaries.add(meta["BuildProperties"]["Binary"])
         assert "Runtime" not in function["Properties"], f"{name} overrides the runtime"
-    assert binaries == {"upload", "review", "drift", "drift-schedule"}
+    assert binaries == BINARIES
 
 
 def test_binaries_exist_in_the_function_packages():
     cargo = "".join(p.read_text() for p in (ROOT / "functions").glob("*/Cargo.toml"))
-    for binary in ["upload", "review", "drift", "drift-schedule"]:
+    for binary in BINARIES:
         assert f'name = "{binary}"' in cargo, binary
 
 
@@ -206,3 +306,17 @@ def test_table_is_the_layout_of_the_rust_adapter(template):
 
 def test_outputs_name_the_api_and_the_site(template):
     assert {"ApiUrl", "SiteUrl"} <= set(template["Outputs"])
+
+
+def test_training_job_arn_pattern_is_the_name_the_retrain_function_gives_jobs(template):
+    retrain = (ROOT / "functions" / "shared" / "src" / "retrain.rs").read_text()
+    snapshot = (ROOT / "crates" / "core" / "src" / "snapshot.rs").read_text()
+    assert 'format!("opti-{snapshot_id}")' in retrain
+    assert 'format!("snap-{}"' in snapshot
+    policy = [
+        render(r)
+        for st in statements(functions(template)["RetrainApiFunction"])
+        if "sagemaker:CreateTrainingJob" in st["Action"]
+        for r in st["Resource"]
+    ]
+    assert policy == ["arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:training-job/opti-snap-*"]

@@ -273,3 +273,19 @@ pub fn alarm_summary(record: &DriftRecord) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// The JSON alert of a record that opened alarm episodes: what the webhook of `opti
+/// serve` receives and what the drift Lambda publishes to SNS.
+pub fn alert_payload(record: &DriftRecord) -> serde_json::Value {
+    serde_json::json!({
+        "event": "drift_alert",
+        "id": record.id,
+        "evaluated_at": record.evaluated_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        "raised": record.episodes.raised,
+        "open": record.episodes.open,
+        "signals": alarm_summary(record),
+        "status": record.report.status,
+    })
+}

@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use opti_api::drift::{alarm_summary, evaluate_and_record, EvaluationOutcome};
+use opti_api::drift::{evaluate_and_record, EvaluationOutcome};
 use opti_api::AppState;
-use opti_core::drift::DriftRecord;
 
 /// Refuses a webhook URL that is not http(s), at start-up rather than at the first alarm.
 pub fn check_webhook(url: &str) -> Result<()> {
@@ -18,20 +17,7 @@ pub fn check_webhook(url: &str) -> Result<()> {
     Ok(())
 }
 
-/// The JSON body POSTed to the webhook for a record that opened alarm episodes.
-pub fn alert_payload(record: &DriftRecord) -> serde_json::Value {
-    serde_json::json!({
-        "event": "drift_alert",
-        "id": record.id,
-        "evaluated_at": record.evaluated_at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        "raised": record.episodes.raised,
-        "open": record.episodes.open,
-        "signals": alarm_summary(record),
-        "status": record.report.status,
-    })
-}
+pub use opti_api::drift::alert_payload;
 
 /// Runs the evaluation every `interval` (the first one after one interval) until aborted.
 pub async fn run(state: AppState, interval: Duration, webhook: Option<String>) {

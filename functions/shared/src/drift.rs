@@ -1,147 +1,172 @@
 //! The drift function: `GET /drift/` is the service's own route (served by the same
-//! Router as the review function), and an EventBridge schedule stores one drift report
-//! per window as `reports/drift/{window}.json`, computed by that same route so the two
-//! never disagree. A second run in the same window (EventBridge delivers at least once)
-//! finds the report and stores nothing.
+//! Router as the review function), and an EventBridge schedule runs the same scheduled
+//! evaluation as the timer of `opti serve` ([`opti_api::drift::evaluate_and_record`]):
+//! one [`DriftRecord`] per evaluated window in the DynamoDB drift history (a window
+//! whose data has not changed is not stored again; a second evaluator of the same window
+//! stores nothing), alarm episodes advanced from the latest record, and an SNS alert
+//! when an episode opens — once per episode, not every run.
+//!
+//! The alert is sent at least once: after a publish, a marker blob
+//! (`reports/drift/alerts/{record}.json`) says it went out; a run that finds the latest
+//! record raised alarms without a marker (the publish of the run that stored it failed,
+//! and EventBridge retried) publishes it then.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use opti_api::{AppState, Caller};
-use opti_core::{AuditAction, AuditEvent, Role};
-use time::OffsetDateTime;
-use tower::ServiceExt;
+use opti_api::drift::{alert_payload, evaluate_and_record, EvaluationOutcome};
+use opti_api::AppState;
+use opti_core::drift::DriftRecord;
+use opti_core::ports::DriftQuery;
 
-/// Length of a drift window: reports are stored per hour.
-pub const WINDOW_SECONDS: i64 = 3600;
+/// Environment variable with the SNS topic ARN drift alerts are published to (set by the
+/// template). Unset or empty: alerts are only logged.
+pub const TOPIC_ENV: &str = "OPTI_DRIFT_TOPIC_ARN";
+
+/// Where alerts go: an SNS topic, or the log only.
+#[derive(Clone, Debug)]
+pub struct Alerts {
+    pub sns: aws_sdk_sns::Client,
+    pub topic_arn: Option<String>,
+}
+
+impl Alerts {
+    /// The topic from [`TOPIC_ENV`], the client from `sdk`.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Self {
+        Alerts {
+            sns: aws_sdk_sns::Client::new(sdk),
+            topic_arn: std::env::var(TOPIC_ENV)
+                .ok()
+                .filter(|t| !t.trim().is_empty()),
+        }
+    }
+}
 
 /// What a scheduled run did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DriftRun {
-    /// This run stored the window's report.
-    Stored { key: String, drift_detected: bool },
-    /// The window's report was already stored.
-    AlreadyStored { key: String },
+    /// This run stored a record; `alerted` when it opened episodes and the alert went out.
+    Recorded {
+        id: String,
+        raised: Vec<String>,
+        alerted: bool,
+    },
+    /// The windows hold the same data as the latest record: nothing stored (`alerted`
+    /// when that record's alert had not gone out yet and was sent now).
+    Unchanged { latest_id: String, alerted: bool },
+    /// Another evaluator stored this window first: nothing stored, nothing sent.
+    AlreadyRecorded { id: String },
 }
 
-/// Why a scheduled run failed (it is retried by EventBridge).
+/// Why a scheduled run failed (EventBridge retries it).
 #[derive(Debug, thiserror::Error)]
-#[error("drift report: {0}")]
+#[error("drift: {0}")]
 pub struct DriftError(String);
 
-/// Start of the window holding `at`.
-pub fn window_start(at: OffsetDateTime) -> OffsetDateTime {
-    let t = at.unix_timestamp();
-    let start = t - t.rem_euclid(WINDOW_SECONDS);
-    OffsetDateTime::from_unix_timestamp(start).unwrap_or(at)
+/// Key of the marker saying the alert of `record_id` was sent.
+pub fn alert_marker_key(record_id: &str) -> String {
+    format!("reports/drift/alerts/{record_id}.json")
 }
 
-/// Blob key of the report of the window starting at `start`: `reports/drift/20261125T2300Z.json`.
-pub fn report_key(start: OffsetDateTime) -> String {
-    format!(
-        "reports/drift/{:04}{:02}{:02}T{:02}{:02}Z.json",
-        start.year(),
-        u8::from(start.month()),
-        start.day(),
-        start.hour(),
-        start.minute()
-    )
+/// The SNS subject of a record's alert (at most 100 characters, as SNS requires).
+pub fn alert_subject(record: &DriftRecord) -> String {
+    let mut s = format!(
+        "Opti-Quality drift alarm: {} signal(s) crossed their threshold",
+        record.episodes.raised.len()
+    );
+    s.truncate(100);
+    s
 }
 
-/// The drift report as `GET /drift/` computes it now.
-pub async fn current_report(state: &AppState) -> Result<serde_json::Value, DriftError> {
-    let mut req = Request::get("/drift/")
-        .body(Body::empty())
-        .map_err(|e| DriftError(e.to_string()))?;
-    req.extensions_mut().insert(Caller {
-        name: "drift-schedule".into(),
-        role: Role::Admin,
-    });
-    let resp = opti_api::router(state.clone())
-        .oneshot(req)
-        .await
-        .map_err(|e| DriftError(e.to_string()))?;
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .map_err(|e| DriftError(e.to_string()))?;
-    if status != StatusCode::OK {
-        return Err(DriftError(format!(
-            "GET /drift/ answered {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        )));
+/// Sends the alert of `record` unless its marker says it went out; true if sent now.
+async fn alert_once(
+    state: &AppState,
+    alerts: &Alerts,
+    record: &DriftRecord,
+) -> Result<bool, DriftError> {
+    if record.episodes.raised.is_empty() {
+        return Ok(false);
     }
-    serde_json::from_slice(&bytes).map_err(|e| DriftError(e.to_string()))
-}
-
-/// The scheduled run for the window holding `at`: stores the report once per window,
-/// and on drift appends one `drift_alert` audit event (its id is the window, so a
-/// repeated run cannot duplicate it).
-pub async fn scheduled(state: &AppState, at: OffsetDateTime) -> Result<DriftRun, DriftError> {
-    let start = window_start(at);
-    let key = report_key(start);
+    let marker = alert_marker_key(&record.id);
     let store = |e: opti_core::ports::StoreError| DriftError(e.to_string());
     if state
         .ports
         .blobs
-        .blob_size(&key)
+        .blob_size(&marker)
         .await
         .map_err(store)?
         .is_some()
     {
-        return Ok(DriftRun::AlreadyStored { key });
+        return Ok(false);
     }
-    let report = current_report(state).await?;
-    let drift_detected = report
-        .get("drift_detected")
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false);
-    let stored = serde_json::json!({
-        "window_start": start.unix_timestamp(),
-        "window_seconds": WINDOW_SECONDS,
-        "computed_at": OffsetDateTime::now_utc().unix_timestamp(),
-        "report": report,
-    });
-    let bytes = serde_json::to_vec_pretty(&stored).map_err(|e| DriftError(e.to_string()))?;
+    let payload = alert_payload(record);
+    tracing::warn!(
+        id = %record.id,
+        raised = %record.episodes.raised.join(", "),
+        "DRIFT ALARM"
+    );
+    if let Some(topic) = &alerts.topic_arn {
+        alerts
+            .sns
+            .publish()
+            .topic_arn(topic)
+            .subject(alert_subject(record))
+            .message(payload.to_string())
+            .send()
+            .await
+            .map_err(|e| {
+                DriftError(format!(
+                    "publishing the alert to {topic}: {}",
+                    aws_sdk_sns::error::DisplayErrorContext(e)
+                ))
+            })?;
+    }
+    let body = serde_json::to_vec(&serde_json::json!({
+        "sent_to": alerts.topic_arn,
+        "alert": payload,
+    }))
+    .map_err(|e| DriftError(e.to_string()))?;
     state
         .ports
         .blobs
-        .put_blob(&key, &bytes, "application/json")
+        .put_blob(&marker, &body, "application/json")
         .await
         .map_err(store)?;
-    if drift_detected {
-        let event = AuditEvent {
-            id: format!("evt_drift_{}", start.unix_timestamp()),
-            actor: "system:drift-schedule".into(),
-            action: AuditAction::DriftAlert,
-            entity: format!("drift/{}", start.unix_timestamp()),
-            before: None,
-            after: Some(stored),
-            at: OffsetDateTime::now_utc(),
-        };
-        state
-            .ports
-            .audit
-            .append_audit(&event)
-            .await
-            .map_err(store)?;
-    }
-    Ok(DriftRun::Stored {
-        key,
-        drift_detected,
-    })
+    Ok(alerts.topic_arn.is_some())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows_are_whole_hours_with_readable_keys() {
-        let at = time::macros::datetime!(2026-11-25 23:41:07 UTC);
-        let start = window_start(at);
-        assert_eq!(start, time::macros::datetime!(2026-11-25 23:00 UTC));
-        assert_eq!(report_key(start), "reports/drift/20261125T2300Z.json");
-        assert!(opti_store::blob_key::validate_key(&report_key(start)).is_ok());
-        assert_eq!(window_start(start), start);
+/// The scheduled run: [`evaluate_and_record`], then the alert of a newly opened episode.
+pub async fn scheduled(state: &AppState, alerts: &Alerts) -> Result<DriftRun, DriftError> {
+    let outcome = evaluate_and_record(state)
+        .await
+        .map_err(|e| DriftError(e.to_string()))?;
+    match outcome {
+        EvaluationOutcome::Recorded(record) => {
+            tracing::info!(id = %record.id, status = ?record.report.status, open = record.episodes.open.len(), "drift evaluated");
+            let alerted = alert_once(state, alerts, &record).await?;
+            Ok(DriftRun::Recorded {
+                id: record.id.clone(),
+                raised: record.episodes.raised.clone(),
+                alerted,
+            })
+        }
+        EvaluationOutcome::Unchanged { latest_id } => {
+            let latest = state
+                .ports
+                .drift
+                .list_drift_records(&DriftQuery {
+                    limit: 1,
+                    cursor: None,
+                })
+                .await
+                .map_err(|e| DriftError(e.to_string()))?
+                .items
+                .into_iter()
+                .next()
+                .filter(|r| r.id == latest_id);
+            let alerted = match latest {
+                Some(record) => alert_once(state, alerts, &record).await?,
+                None => false,
+            };
+            Ok(DriftRun::Unchanged { latest_id, alerted })
+        }
+        EvaluationOutcome::AlreadyRecorded { id } => Ok(DriftRun::AlreadyRecorded { id }),
     }
 }

@@ -6,14 +6,20 @@
 //!   version (bucket + key + ETag), corrupt files recorded as `rejected`.
 //! - [`review`]: the HTTP API Router of `opti-api` behind API Gateway, callers taken
 //!   from the Cognito JWT claims API Gateway already validated ([`cognito`]).
-//! - [`drift`]: `GET /drift/` and a scheduled report stored once per window.
+//! - [`drift`]: `GET /drift/` and the scheduled evaluation shared with `opti serve`
+//!   (DynamoDB drift history, one record per window), alerts to SNS once per episode.
+//! - [`retrain`]: `POST /retrain`, `GET /retrain[/{job}]` and the schedule that starts
+//!   a retraining by itself: content-hash snapshot in S3, SageMaker training job named
+//!   after the snapshot, one at a time; [`completion`] for a finished training job.
 //! - [`models`]: the active model, loaded once per container from the registry and
 //!   reloaded when the registry's pointer moves.
 //! - [`urls`]: S3-presigned URLs for uploads and images.
 
 pub mod cognito;
+pub mod completion;
 pub mod drift;
 pub mod models;
+pub mod retrain;
 pub mod review;
 pub mod upload;
 pub mod urls;
@@ -57,6 +63,12 @@ pub async fn state_from_env() -> anyhow::Result<(AwsStore, AppState, Arc<ModelSl
     let slot = Arc::new(ModelSlot::new());
     let state = aws_state(&store, slot.clone());
     Ok((store, state, slot))
+}
+
+/// The SDK configuration the store uses (endpoint overrides, region, credentials from
+/// the environment; the rustls + ring HTTPS client), for the SageMaker and SNS clients.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    opti_store::aws::load_sdk_config().await
 }
 
 /// Logs to stdout for CloudWatch (which adds the time), level from `RUST_LOG`

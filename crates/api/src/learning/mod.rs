@@ -99,7 +99,7 @@ fn job_event(
 }
 
 /// The fields of a job the audit trail shows.
-fn job_view(job: &RetrainJob) -> serde_json::Value {
+pub fn job_view(job: &RetrainJob) -> serde_json::Value {
     serde_json::json!({
         "status": job.status,
         "phase": job.phase,
@@ -293,7 +293,34 @@ pub async fn run_job(state: AppState, learning: Arc<Learning>, job: RetrainJob) 
         learning,
         job,
     };
-    if let Err(failure) = execute(&mut tracker).await {
+    let result = execute(&mut tracker).await;
+    record_failure(&mut tracker, result).await;
+}
+
+/// The steps after a training that ran elsewhere (a SageMaker training job): register
+/// the candidate with its lineage, score it and the active model on the snapshot's
+/// holdout, let the gate decide, promote. A failure is recorded on the job (which then
+/// leaves the active model as it was). Returns the job as recorded.
+pub async fn finish_trained(
+    state: AppState,
+    learning: Arc<Learning>,
+    job: RetrainJob,
+    snap: &snapshot::SnapshotManifest,
+    trained: trainer::TrainedModel,
+) -> RetrainJob {
+    let mut tracker = Tracker {
+        state,
+        learning,
+        job,
+    };
+    let result = after_training(&mut tracker, snap, trained).await;
+    record_failure(&mut tracker, result).await;
+    tracker.job
+}
+
+/// Records a failed step on the job (status, error, log tail, audit).
+async fn record_failure(tracker: &mut Tracker, result: Result<(), StepFailure>) {
+    if let Err(failure) = result {
         tracing::warn!(job = %tracker.job.id, error = %failure.message, "retraining failed");
         let message = failure.message.clone();
         let tail = failure.log_tail;
@@ -380,7 +407,8 @@ async fn execute(t: &mut Tracker) -> Result<(), StepFailure> {
         .parent_version
         .clone()
         .ok_or("no active model to fine-tune")?;
-    let parent_record = ports.models.get_model(&parent).await?;
+    // The parent must be registered (its record is read again after training).
+    ports.models.get_model(&parent).await?;
     let parent_weights_key = weights_key(&parent);
     let parent_weights = ports.blobs.get_blob(&parent_weights_key).await.map_err(|e| {
         format!(
@@ -424,6 +452,26 @@ async fn execute(t: &mut Tracker) -> Result<(), StepFailure> {
     )
     .await?;
 
+    after_training(t, &snap, trained).await
+}
+
+/// Steps 3–6: register the candidate, score both models on the holdout, gate, promote.
+async fn after_training(
+    t: &mut Tracker,
+    snap: &snapshot::SnapshotManifest,
+    trained: trainer::TrainedModel,
+) -> Result<(), StepFailure> {
+    let state = t.state.clone();
+    let learning = t.learning.clone();
+    let ports = &state.ports;
+    let config = ports.config.get_config().await?.value;
+    let parent = t
+        .job
+        .parent_version
+        .clone()
+        .ok_or("no active model to fine-tune")?;
+    let parent_record = ports.models.get_model(&parent).await?;
+
     // 3. Register the candidate with its lineage.
     let version = crate::model::version_for(&trained.onnx, "ft");
     let artifact_key = format!("models/{version}/model.onnx");
@@ -445,7 +493,7 @@ async fn execute(t: &mut Tracker) -> Result<(), StepFailure> {
         snapshot_id: Some(snap.id.clone()),
         status: ModelStatus::Candidate,
         artifact_key,
-        classes: classes.0.clone(),
+        classes: snap.classes.clone(),
         imgsz: learning.options.imgsz,
         trainer_metrics: trained.metrics,
         measured_metrics: None,

@@ -217,7 +217,9 @@ pub fn parse_epoch(event: &serde_json::Value) -> Option<EpochProgress> {
     })
 }
 
-fn metric_set(v: &serde_json::Value) -> Option<MetricSet> {
+/// The four headline metrics of a trainer report (`precision`, `recall`, `mAP50`,
+/// `mAP50-95`), if all are there.
+pub fn metric_set(v: &serde_json::Value) -> Option<MetricSet> {
     Some(MetricSet {
         precision: v.get("precision")?.as_f64()?,
         recall: v.get("recall")?.as_f64()?,
