@@ -6,8 +6,9 @@ channels and its hyperparameters; SageMaker lays them out under ``/opt/ml``:
 - ``input/data/snapshot/``: the dataset snapshot (``data.yaml``, ``images/``, ``labels/``;
   the holdout split is there too and is never trained on: data.yaml names train and val);
 - ``input/data/weights/``: the parent model's ``.pt`` to fine-tune;
-- ``input/config/hyperparameters.json``: ``epochs``, ``imgsz``, ``batch`` (strings), and
-  ``snapshot_id`` / ``parent_version`` for the record.
+- ``input/config/hyperparameters.json``: ``epochs``, ``imgsz``, ``batch`` (strings),
+  ``ultralytics`` (the fine-tune recipe: space-separated ``KEY=VALUE`` Ultralytics arguments,
+  values parsed as YAML) and ``snapshot_id`` / ``parent_version`` for the record.
 
 It fine-tunes, exports ONNX, and leaves in ``model/`` (SageMaker tars it to
 ``training/{job}/output/model.tar.gz``): ``model.onnx``, ``model.pt``, ``result.json``
@@ -33,6 +34,19 @@ def _int(hp: dict, key: str, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise ValueError(f"hyperparameter {key} must be an integer, got {value!r}") from None
+
+
+def _recipe(hp: dict) -> dict:
+    """The ``ultralytics`` hyperparameter as Ultralytics train arguments."""
+    import yaml
+
+    extra = {}
+    for item in str(hp.get("ultralytics", "")).split():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"hyperparameter ultralytics expects KEY=VALUE items, got {item!r}")
+        extra[key] = yaml.safe_load(value)
+    return extra
 
 
 def run(root: Path) -> int:
@@ -64,7 +78,7 @@ def run(root: Path) -> int:
             imgsz=imgsz,
             batch=batch,
             workers=_int(hp, "workers", 2),
-            extra={"device": device},
+            extra={**_recipe(hp), "device": device},
         )
         model_dir = root / "model"
         model_dir.mkdir(parents=True, exist_ok=True)

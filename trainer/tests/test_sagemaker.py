@@ -30,7 +30,8 @@ def sagemaker_root(tmp_path: Path, tiny_dataset: Path, weights: Path | None) -> 
     config = root / "input" / "config"
     config.mkdir(parents=True)
     hp = {"epochs": "1", "imgsz": "64", "batch": "4", "workers": "0", "device": "cpu",
-          "snapshot_id": "snap-0123456789abcdef", "parent_version": "v-parent"}
+          "snapshot_id": "snap-0123456789abcdef", "parent_version": "v-parent",
+          "ultralytics": "optimizer=AdamW lr0=0.0003 warmup_epochs=0"}
     (config / "hyperparameters.json").write_text(json.dumps(hp))
     return root
 
@@ -54,6 +55,9 @@ def test_a_training_job_fine_tunes_the_parent_and_leaves_onnx_pt_and_result(tiny
     assert result["parent_version"] == "v-parent"
     assert 0.0 <= result["metrics"]["mAP50-95"] <= 1.0
     assert result["args"]["epochs"] == 1 and result["args"]["pretrained"] is True
+    # The recipe hyperparameter reached Ultralytics, values typed.
+    assert result["args"]["optimizer"] == "AdamW" and result["args"]["lr0"] == 0.0003
+    assert result["args"]["warmup_epochs"] == 0
     assert not (root / "output" / "failure").exists()
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     assert events[-1]["event"] == "sagemaker_done", events[-3:]

@@ -351,6 +351,11 @@ async fn start_training_job(
             "parent_version",
             job.parent_version.clone().unwrap_or_default(),
         ),
+        // The same fine-tune recipe as a local training (space-separated KEY=VALUE).
+        (
+            "ultralytics",
+            opti_api::learning::FINE_TUNE_RECIPE.join(" "),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -811,6 +811,11 @@ async fn retrain_snapshots_to_s3_and_starts_one_sagemaker_job_per_snapshot() {
     let hyper = described.hyper_parameters().expect("hyperparameters");
     assert_eq!(hyper.get("snapshot_id"), Some(&snap));
     assert_eq!(hyper.get("parent_version"), Some(&parent));
+    assert_eq!(
+        hyper.get("ultralytics").map(String::as_str),
+        Some("optimizer=AdamW lr0=0.0003 warmup_epochs=0"),
+        "the local fine-tune recipe goes to SageMaker too"
+    );
 
     // The job record through the API.
     let (status, got) = call(&app, api_request(&format!("/retrain/{id}"), admin())).await;
