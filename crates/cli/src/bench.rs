@@ -15,7 +15,7 @@ use clap::Args;
 use opti_sim::dataset::{encode_image, ImageFormat};
 use opti_sim::SimParams;
 use opti_vision::decode::{decode_bytes, sniff};
-use opti_vision::{Detector, DetectorOptions};
+use opti_vision::{Detector, DetectorOptions, LoadedFrom, ModelCache};
 use serde_json::Value;
 
 /// Arguments of `opti bench`.
@@ -87,6 +87,8 @@ fn spread(samples: &[Duration]) -> Spread {
 struct Report {
     runtime: String,
     load_ms: f64,
+    /// tract with a model cache: the same load from the ONNX with the cache off.
+    load_onnx_ms: f64,
     /// Decode → decision of the first image right after loading (cold caches, first
     /// allocations).
     first_ms: f64,
@@ -94,6 +96,8 @@ struct Report {
     preprocess: Spread,
     inference: Spread,
     postprocess: Spread,
+    /// Thread CPU time of the inference.
+    inference_cpu: Spread,
     total: Spread,
     /// Images per second by worker count.
     workers: Vec<(usize, f64)>,
@@ -165,17 +169,36 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Runs the whole pipeline on one image; returns the four stage times.
-fn run_one(detector: &Detector, bytes: &[u8]) -> Result<[Duration; 4]> {
+/// CPU time of the calling thread (`/proc/thread-self/schedstat`; zero where absent).
+/// Other jobs on a shared machine stretch wall time; CPU time far less.
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
+}
+
+/// Runs the whole pipeline on one image (what `Detector::inspect_bytes` does, stage by
+/// stage); returns the four stage times, then the thread CPU time of the inference.
+fn run_one(detector: &Detector, bytes: &[u8]) -> Result<[Duration; 5]> {
     let t0 = Instant::now();
     let decoded = decode_bytes(bytes, &detector.options().decode_limits)?;
-    let decode = t0.elapsed();
-    let (_, t) = detector.detect(&decoded.rgb)?;
-    Ok([decode, t.preprocess, t.inference, t.postprocess])
+    let t1 = Instant::now();
+    let pre = detector.preprocess(&decoded.rgb)?;
+    let t2 = Instant::now();
+    let c2 = thread_cpu();
+    let raw = detector.infer(pre.input)?;
+    let c3 = thread_cpu();
+    let t3 = Instant::now();
+    detector.postprocess(&raw, &pre.geometry)?;
+    let t4 = Instant::now();
+    Ok([t1 - t0, t2 - t1, t3 - t2, t4 - t3, c3.saturating_sub(c2)])
 }
 
 /// Loads the tract variants (the default path first, so that its load time and peak
-/// RSS are those of a fresh process), then times them image by image in turn, so that
+/// RSS are those of a fresh process; with a model cache, its ONNX load comes first and
+/// the timed load is the cached one), then times them image by image in turn, so that
 /// the machine's background load hits all of them alike.
 fn bench_tract(
     args: &BenchArgs,
@@ -187,10 +210,28 @@ fn bench_tract(
     let mut detectors = Vec::new();
     let mut reports = Vec::new();
     for (v, options) in variants.iter().enumerate() {
-        let t0 = Instant::now();
-        let detector = Detector::load(model, *options)
-            .with_context(|| format!("cannot load model {}", model.display()))?;
-        let load_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let load = |options: DetectorOptions| {
+            let t0 = Instant::now();
+            let detector = Detector::load(model, options)
+                .with_context(|| format!("cannot load model {}", model.display()))?;
+            anyhow::Ok((detector, t0.elapsed().as_secs_f64() * 1000.0))
+        };
+        let load_onnx_ms = if options.cache == ModelCache::Off {
+            f64::NAN
+        } else {
+            // The ONNX path first (fresh process), then make sure the cache exists so that
+            // the timed load below is the one every later start makes.
+            let (_, ms) = load(DetectorOptions {
+                cache: ModelCache::Off,
+                ..*options
+            })?;
+            let (primed, _) = load(*options)?;
+            if let Some(note) = &primed.info().cache_note {
+                eprintln!("model cache: {note}");
+            }
+            ms
+        };
+        let (detector, load_ms) = load(*options)?;
         let t1 = Instant::now();
         run_one(&detector, &blobs[0])?;
         let first_ms = t1.elapsed().as_secs_f64() * 1000.0;
@@ -206,20 +247,22 @@ fn bench_tract(
             // Shares the process with the variants (and repeats) loaded before it.
             f64::NAN
         };
+        let runtime = match (options.plain_tract, detector.info().loaded_from) {
+            (true, _) => "tract 0.23 stock",
+            (false, LoadedFrom::Cache) => "tract 0.23 + rewrites, cached",
+            (false, LoadedFrom::Onnx) => "tract 0.23 + rewrites",
+        };
         reports.push(Report {
-            runtime: if options.plain_tract {
-                "tract 0.23 stock".to_owned()
-            } else {
-                "tract 0.23 + rewrites".to_owned()
-            },
+            runtime: runtime.to_owned(),
             load_ms,
+            load_onnx_ms,
             first_ms,
             peak_rss_mb,
             ..Report::default()
         });
         detectors.push(detector);
     }
-    let mut stages: Vec<[Vec<Duration>; 4]> =
+    let mut stages: Vec<[Vec<Duration>; 5]> =
         detectors.iter().map(|_| Default::default()).collect();
     let mut totals: Vec<Vec<Duration>> = detectors.iter().map(|_| Vec::new()).collect();
     for _ in 0..args.rounds.max(1) {
@@ -229,7 +272,7 @@ fn bench_tract(
                 for (k, d) in t.iter().enumerate() {
                     stages[v][k].push(*d);
                 }
-                totals[v].push(t.iter().sum());
+                totals[v].push(t[..4].iter().sum());
             }
         }
     }
@@ -246,6 +289,7 @@ fn bench_tract(
         report.preprocess = spread(&stages[v][1]);
         report.inference = spread(&stages[v][2]);
         report.postprocess = spread(&stages[v][3]);
+        report.inference_cpu = spread(&stages[v][4]);
         report.total = spread(&totals[v]);
     }
     Ok(reports)
@@ -341,11 +385,13 @@ fn bench_ort(args: &BenchArgs, model: &Path, dir: &Path, count: usize) -> Result
     Ok(Report {
         runtime: v["runtime"].as_str().unwrap_or("onnxruntime").to_owned(),
         load_ms: v["load_ms"].as_f64().unwrap_or(f64::NAN),
+        load_onnx_ms: f64::NAN,
         first_ms: v["first_ms"].as_f64().unwrap_or(f64::NAN),
         decode: sp("decode"),
         preprocess: sp("preprocess"),
         inference: sp("inference"),
         postprocess: sp("postprocess"),
+        inference_cpu: sp("inference_cpu"),
         total: sp("total"),
         workers: per("workers"),
         intra: per("intra"),
@@ -362,6 +408,10 @@ fn rows(reports: &[Report]) -> Vec<(String, Vec<f64>)> {
     let mut r = vec![
         ("model load (ms)".to_owned(), all(&|r| r.load_ms)),
         (
+            "model load from the ONNX, no cache (ms)".to_owned(),
+            all(&|r| r.load_onnx_ms),
+        ),
+        (
             "first image, decode→decision (ms)".to_owned(),
             all(&|r| r.first_ms),
         ),
@@ -370,10 +420,11 @@ fn rows(reports: &[Report]) -> Vec<(String, Vec<f64>)> {
             all(&|r| r.load_ms + r.first_ms),
         ),
     ];
-    let stages: [(&str, StageOf); 5] = [
+    let stages: [(&str, StageOf); 6] = [
         ("decode", |r| r.decode),
         ("preprocess", |r| r.preprocess),
         ("inference", |r| r.inference),
+        ("inference, thread CPU time,", |r| r.inference_cpu),
         ("postprocess", |r| r.postprocess),
         ("total", |r| r.total),
     ];
@@ -554,7 +605,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let model = crate::serve::default_model_path(args.model.as_deref())?;
     let (blobs, dir, temporary) = load_images(&args)?;
     let outcome = (|| -> Result<()> {
-        let mut variants = vec![DetectorOptions::default()];
+        let mut variants = vec![DetectorOptions {
+            cache: ModelCache::NextToModel,
+            ..DetectorOptions::default()
+        }];
         if args.plain_tract {
             variants.push(DetectorOptions {
                 plain_tract: true,
@@ -603,6 +657,22 @@ mod tests {
         let s = spread(&d);
         assert!((s.median - 5.5).abs() < 1e-9, "{s:?}");
         assert!((s.p90 - 9.1).abs() < 1e-9, "{s:?}");
+    }
+
+    #[test]
+    fn thread_cpu_time_advances_with_work_not_with_sleep() {
+        let c0 = thread_cpu();
+        std::thread::sleep(Duration::from_millis(30));
+        let slept = thread_cpu() - c0;
+        let c1 = thread_cpu();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let worked = thread_cpu() - c1;
+        assert!(worked > Duration::from_millis(1), "{worked:?}");
+        assert!(slept < Duration::from_millis(15), "{slept:?}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use opti_core::routing::RoutingPolicy;
 use opti_core::{inspection_id, Config, Decision, Detection, ImageStats, Status};
 use opti_vision::decode::{read_limited, sniff};
-use opti_vision::{Detector, DetectorOptions};
+use opti_vision::{Detector, DetectorOptions, ModelCache};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -403,7 +403,10 @@ pub fn run(args: InspectArgs) -> Result<()> {
         "--conf must be in [0, 1), got {}",
         args.conf
     );
-    let mut options = DetectorOptions::default();
+    let mut options = DetectorOptions {
+        cache: ModelCache::NextToModel,
+        ..DetectorOptions::default()
+    };
     options.nms.conf = args.conf;
     let detector = Detector::load(&model_path, options)
         .with_context(|| format!("cannot load model {}", model_path.display()))?;

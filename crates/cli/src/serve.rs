@@ -380,7 +380,7 @@ async fn serve_async(args: ServeArgs) -> Result<()> {
     let store = LocalStore::open(&args.data_dir)
         .with_context(|| format!("opening data dir {}", args.data_dir.display()))?;
     let store = Arc::new(store);
-    let slot = Arc::new(ModelSlot::new());
+    let slot = Arc::new(ModelSlot::with_cache_dir(args.data_dir.join("model-cache")));
 
     let secret = read_or_create_secret(&args.data_dir.join("signing.key"))?;
     let public_url = args

@@ -15,6 +15,7 @@ use image::RgbImage;
 use opti_core::{ClassNames, Detection, ImageStats, ModelOutput};
 use tract_onnx::prelude::*;
 
+use crate::cache::{self, cache_path_for, LoadedFrom, ModelCache};
 use crate::decode::{decode_bytes, DecodeError, DecodeLimits, ImageKind};
 use crate::letterbox::{letterbox, to_nchw, LetterboxGeometry};
 use crate::metadata::{parse_imgsz, parse_names, MetadataError};
@@ -83,6 +84,8 @@ pub struct DetectorOptions {
     /// Optimise with tract's stock passes only, without the project's graph rewrites
     /// ([`crate::rewrite`]): for benchmarks and parity checks of the rewrites.
     pub plain_tract: bool,
+    /// Whether [`Detector::load`] keeps a load-optimised copy of the model next to it.
+    pub cache: ModelCache,
 }
 
 /// What the model file says about itself.
@@ -99,6 +102,11 @@ pub struct ModelInfo {
     pub metadata: BTreeMap<String, String>,
     /// The graph rewrites applied at load time.
     pub rewrites: RewriteReport,
+    /// Whether the graph came from the ONNX or from a load-optimised cache.
+    pub loaded_from: LoadedFrom,
+    /// Why a requested cache was not used, or not written (`None` when it was used or
+    /// none was requested).
+    pub cache_note: Option<String>,
 }
 
 /// Time spent in each stage of one inspection.
@@ -151,41 +159,102 @@ pub struct Detector {
 
 impl Detector {
     /// Loads an Ultralytics ONNX export: reads `names` and `imgsz` from its metadata,
-    /// fixes the input to `[1, 3, h, w]` f32, optimises it and makes it runnable.
+    /// fixes the input to `[1, 3, h, w]` f32, optimises it and makes it runnable. With
+    /// [`ModelCache::NextToModel`] the decluttered graph is read from (or written to)
+    /// [`cache_path_for`] the model.
     pub fn load(path: &Path, options: DetectorOptions) -> Result<Self, ModelError> {
+        let onnx = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let cache = match options.cache {
+            ModelCache::Off => None,
+            ModelCache::NextToModel => Some(cache_path_for(path)),
+        };
+        Self::from_onnx_bytes(&onnx, path, options, cache.as_deref())
+    }
+
+    /// Loads an Ultralytics ONNX export from its bytes (`path` names it in errors and
+    /// [`ModelInfo::path`]). With `cache`, a load-optimised copy is read from that file
+    /// when it was made from these very bytes (see [`crate::cache`]), and written there
+    /// after an ONNX load otherwise; any cache problem falls back to the ONNX and is
+    /// reported in [`ModelInfo::cache_note`], never as an error. `options.cache` is not
+    /// consulted here, and `plain_tract` never uses a cache.
+    pub fn from_onnx_bytes(
+        onnx: &[u8],
+        path: &Path,
+        options: DetectorOptions,
+        cache: Option<&Path>,
+    ) -> Result<Self, ModelError> {
         let onnx_err = |e: TractError| ModelError::Onnx {
             path: path.to_owned(),
             message: format!("{e:#}"),
         };
-        std::fs::metadata(path).map_err(|source| ModelError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        let model = tract_onnx::onnx().model_for_path(path).map_err(onnx_err)?;
-        let metadata = read_metadata(&model);
-        let get = |key: &'static str| {
-            metadata
-                .get(key)
-                .ok_or_else(|| ModelError::MissingMetadata {
+        let cache = cache.filter(|_| !options.plain_tract);
+        let key = cache.map(|_| cache::onnx_key(onnx));
+        let mut cache_note = None;
+        let cached = match (cache, &key) {
+            (Some(file), Some(key)) => match cache::read(file, key) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    cache_note = Some(e.to_string());
+                    None
+                }
+            },
+            _ => None,
+        };
+        let (metadata, mut typed, loaded_from) = match cached {
+            Some(c) => (c.metadata, c.model, LoadedFrom::Cache),
+            None => {
+                let model = tract_onnx::onnx()
+                    .model_for_read(&mut &onnx[..])
+                    .map_err(onnx_err)?;
+                let metadata = read_metadata(&model);
+                let (h, w) = input_size(path, &metadata)?;
+                let fact = f32::fact([1, 3, h as usize, w as usize]);
+                let model = model.with_input_fact(0, fact.into()).map_err(onnx_err)?;
+                let mut typed = model.into_typed().map_err(onnx_err)?;
+                if options.plain_tract {
+                    typed.declutter().map_err(onnx_err)?;
+                } else {
+                    declutter_without_concat_then_einsum(&mut typed).map_err(onnx_err)?;
+                }
+                if let (Some(file), Some(key)) = (cache, &key) {
+                    if let Err(e) = cache::write(file, key, &metadata, &typed) {
+                        cache_note = Some(format!(
+                            "{}; not rewritten: {e}",
+                            cache_note.unwrap_or_default()
+                        ));
+                    }
+                }
+                (metadata, typed, LoadedFrom::Onnx)
+            }
+        };
+        let names = metadata
+            .get("names")
+            .ok_or_else(|| ModelError::MissingMetadata {
+                path: path.to_owned(),
+                key: "names",
+            })
+            .and_then(|n| {
+                parse_names(n).map_err(|source| ModelError::BadMetadata {
                     path: path.to_owned(),
-                    key,
+                    source,
                 })
-        };
-        let bad = |source| ModelError::BadMetadata {
-            path: path.to_owned(),
-            source,
-        };
-        let names = parse_names(get("names")?).map_err(bad)?;
-        let (input_height, input_width) = parse_imgsz(get("imgsz")?).map_err(bad)?;
+            })?;
+        let (input_height, input_width) = input_size(path, &metadata)?;
+        let want = [1, 3, input_height as usize, input_width as usize];
+        let got = typed.input_fact(0).map_err(onnx_err)?;
+        if got.datum_type != f32::datum_type() || got.shape.as_concrete() != Some(&want[..]) {
+            return Err(ModelError::Onnx {
+                path: path.to_owned(),
+                message: format!("model input is {got:?}, expected f32 {want:?}"),
+            });
+        }
 
-        let fact = f32::fact([1, 3, input_height as usize, input_width as usize]);
-        let model = model.with_input_fact(0, fact.into()).map_err(onnx_err)?;
-        let mut typed = model.into_typed().map_err(onnx_err)?;
         let rewrites = if options.plain_tract {
-            typed.declutter().map_err(onnx_err)?;
             RewriteReport::default()
         } else {
-            declutter_without_concat_then_einsum(&mut typed).map_err(onnx_err)?;
             speed_up(&mut typed).map_err(onnx_err)?
         };
         typed.optimize().map_err(onnx_err)?;
@@ -222,6 +291,8 @@ impl Detector {
                 layout,
                 metadata,
                 rewrites,
+                loaded_from,
+                cache_note,
             }),
             options,
         })
@@ -379,6 +450,20 @@ impl Detector {
         analysis.timings.decode += read;
         Ok(analysis)
     }
+}
+
+/// `imgsz` from the metadata, as (height, width).
+fn input_size(path: &Path, metadata: &BTreeMap<String, String>) -> Result<(u32, u32), ModelError> {
+    let imgsz = metadata
+        .get("imgsz")
+        .ok_or_else(|| ModelError::MissingMetadata {
+            path: path.to_owned(),
+            key: "imgsz",
+        })?;
+    parse_imgsz(imgsz).map_err(|source| ModelError::BadMetadata {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn read_metadata(model: &InferenceModel) -> BTreeMap<String, String> {

@@ -6,6 +6,7 @@
 //! inference, class-aware NMS, boxes normalised to the original image) →
 //! [`opti_core::ModelOutput`], which `opti_core`'s routing policy turns into a decision.
 
+pub mod cache;
 pub mod decode;
 pub mod detector;
 pub mod letterbox;
@@ -14,6 +15,7 @@ pub mod postprocess;
 pub mod rewrite;
 pub mod stats;
 
+pub use cache::{cache_path_for, LoadedFrom, ModelCache};
 pub use decode::{decode_bytes, decode_file, DecodeError, DecodeLimits, DecodedImage, ImageKind};
 pub use detector::{
     Analysis, Detector, DetectorOptions, InferenceError, ModelError, ModelInfo, Preprocessed,

@@ -27,7 +27,9 @@ use std::sync::OnceLock;
 
 use opti_core::Detection;
 use opti_vision::letterbox::letterbox;
-use opti_vision::{decode_file, DecodeLimits, Detector, DetectorOptions, NmsOptions, RawOutput};
+use opti_vision::{
+    decode_file, DecodeLimits, Detector, DetectorOptions, LoadedFrom, NmsOptions, RawOutput,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -38,7 +40,17 @@ const CONF_TOL: f32 = 1e-3;
 struct Fixture {
     dir: PathBuf,
     manifest: Value,
+    /// Loaded from the ONNX (which also writes the load-optimised cache).
     detector: Detector,
+    /// Loaded from that cache (`opti_vision::cache`), when the model could be cached.
+    cached: Detector,
+}
+
+impl Fixture {
+    /// Both load paths, labelled.
+    fn detectors(&self) -> [(&'static str, &Detector); 2] {
+        [("onnx", &self.detector), ("cache", &self.cached)]
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -93,11 +105,34 @@ fn load_fixture(dir: PathBuf) -> Fixture {
         model.display(),
         dir.display()
     );
-    let detector = Detector::load(&model, DetectorOptions::default()).expect("load model");
+    // A fresh cache per fixture: the first load parses the ONNX and writes it, the
+    // second reads it back.
+    let cache_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("parity-cache");
+    std::fs::create_dir_all(&cache_dir).expect("cache dir");
+    let cache = cache_dir.join(format!(
+        "{}.nnef-cache",
+        dir.file_name().expect("fixture name").to_string_lossy()
+    ));
+    let _ = std::fs::remove_file(&cache);
+    let bytes = std::fs::read(&model).expect("model bytes");
+    let load = || {
+        Detector::from_onnx_bytes(&bytes, &model, DetectorOptions::default(), Some(&cache))
+            .expect("load model")
+    };
+    let detector = load();
+    let cached = load();
+    eprintln!(
+        "{}: first load from {:?}, second from {:?} ({})",
+        dir.display(),
+        detector.info().loaded_from,
+        cached.info().loaded_from,
+        cached.info().cache_note.as_deref().unwrap_or("cache used")
+    );
     Fixture {
         dir,
         manifest,
         detector,
+        cached,
     }
 }
 
@@ -199,8 +234,21 @@ fn the_shipped_model_has_a_current_parity_fixture() {
     );
     assert!(images(fixture).len() >= 20, "the fixture holds ~20 images");
     // The speed rewrite (DFL softmax) is applied to the shipped model, so the parity
-    // tests below check it.
+    // tests below check it, on both load paths: the ONNX and the cache.
     assert_eq!(fixture.detector.info().rewrites.softmaxes, 1);
+    assert_eq!(fixture.detector.info().loaded_from, LoadedFrom::Onnx);
+    assert_eq!(
+        fixture.cached.info().loaded_from,
+        LoadedFrom::Cache,
+        "{:?}",
+        fixture.cached.info().cache_note
+    );
+    assert_eq!(fixture.cached.info().rewrites.softmaxes, 1);
+    assert_eq!(fixture.cached.info().names, fixture.detector.info().names);
+    assert_eq!(
+        fixture.cached.info().metadata,
+        fixture.detector.info().metadata
+    );
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -279,7 +327,7 @@ fn letterbox_matches_ultralytics_pixel_for_pixel() {
 
 /// tract's raw output on the very input onnxruntime saw: Ultralytics' letterbox (stored
 /// for JPEG sources; for PNG sources ours, which the letterbox test holds bit-exact).
-fn reference_tensor(f: &Fixture, img: &Value) -> RawOutput {
+fn reference_tensor(f: &Fixture, detector: &Detector, img: &Value) -> RawOutput {
     let limits = DecodeLimits::default();
     let boxed = match img["letterbox"].as_str() {
         Some(lb) => {
@@ -300,11 +348,10 @@ fn reference_tensor(f: &Fixture, img: &Value) -> RawOutput {
             ours
         }
     };
-    let input = f
-        .detector
+    let input = detector
         .tensor_from_letterboxed(&boxed)
         .expect("input tensor");
-    f.detector.infer(input).expect("inference")
+    detector.infer(input).expect("inference")
 }
 
 fn floats(v: &Value) -> Vec<f32> {
@@ -361,13 +408,16 @@ fn compare_end_to_end_rows(name: &str, ours: &[f32], reference: &[f32]) -> (f32,
 
 #[test]
 fn raw_output_matches_onnxruntime_within_1e_3() {
-    for f in fixtures() {
-        let info = f.detector.info();
+    for (f, (path, detector)) in fixtures()
+        .iter()
+        .flat_map(|f| f.detectors().map(|d| (f, d)))
+    {
+        let info = detector.info();
         let scale = info.input_width.max(info.input_height) as f32;
         let (mut worst_score, mut worst_box_px) = (0f32, 0f32);
         for img in images(f) {
             let name = img["image"].as_str().expect("image");
-            let raw = reference_tensor(f, img);
+            let raw = reference_tensor(f, detector, img);
             let shape: Vec<usize> = img["raw_shape"]
                 .as_array()
                 .expect("shape")
@@ -441,7 +491,7 @@ fn raw_output_matches_onnxruntime_within_1e_3() {
             worst_box_px = worst_box_px.max(box_diff);
         }
         eprintln!(
-            "raw output over {}: scores max abs diff {worst_score:.2e}; boxes {worst_box_px:.2e} px = {:.2e} normalised",
+            "raw output over {} ({path} load): scores max abs diff {worst_score:.2e}; boxes {worst_box_px:.2e} px = {:.2e} normalised",
             f.dir.display(),
             worst_box_px / scale
         );
@@ -541,8 +591,11 @@ fn compare_boxes(
 #[test]
 fn final_boxes_match_ultralytics_predict() {
     let limits = DecodeLimits::default();
-    for f in fixtures() {
-        let names: Vec<&str> = f.detector.info().names.iter().collect();
+    for (f, (path, detector)) in fixtures()
+        .iter()
+        .flat_map(|f| f.detectors().map(|d| (f, d)))
+    {
+        let names: Vec<&str> = detector.info().names.iter().collect();
         let conf = f.manifest["conf"].as_f64().expect("conf") as f32;
         let low = f.manifest["low_conf"].as_f64().expect("low_conf") as f32;
         let iou = f.manifest["iou"].as_f64().expect("iou") as f32;
@@ -552,16 +605,15 @@ fn final_boxes_match_ultralytics_predict() {
         for img in images(f) {
             let name = img["image"].as_str().expect("image");
             let decoded = decode_file(&f.dir.join(name), &limits).expect("decode");
-            let pre = f.detector.preprocess(&decoded.rgb).expect("preprocess");
-            let raw = f.detector.infer(pre.input).expect("infer");
+            let pre = detector.preprocess(&decoded.rgb).expect("preprocess");
+            let raw = detector.infer(pre.input).expect("infer");
             for (key, floor) in [("boxes", conf), ("boxes_low", low)] {
                 let opts = NmsOptions {
                     conf: floor,
                     iou,
                     ..NmsOptions::default()
                 };
-                let out = f
-                    .detector
+                let out = detector
                     .postprocess_with(&raw, &pre.geometry, &opts)
                     .expect("postprocess");
                 let reference = img[key].as_array().expect("boxes");
@@ -602,7 +654,7 @@ fn final_boxes_match_ultralytics_predict() {
             }
         }
         eprintln!(
-            "boxes over {} (PNG): {matched} of {total_ref} reference boxes matched, min IoU {worst_iou:.5}, max |dconf| {worst_conf:.2e}; \
+            "boxes over {} ({path} load, PNG): {matched} of {total_ref} reference boxes matched, min IoU {worst_iou:.5}, max |dconf| {worst_conf:.2e}; \
              JPEG (reported, not asserted): {jpeg_matched} of {jpeg_ref} matched at IoU >= 0.9",
             f.dir.display()
         );

@@ -1,10 +1,17 @@
-//! Per-operator time of the shipped model under tract, with and without the project's
-//! graph rewrites (`opti_vision::rewrite`). A measuring tool, not a check: ignored by
-//! default; run it with
+//! Measuring tools for the shipped model under tract, not checks: ignored by default.
+//! Run one at a time (the test harness would run them in parallel) with
 //!
 //! ```text
-//! cargo test -p opti-vision --test profile -- --ignored --nocapture
+//! cargo test -p opti-vision --test profile -- --ignored --nocapture --test-threads 1 [NAME]
 //! ```
+//!
+//! - `per_operator_time_of_the_shipped_model`: time per operator, with and without the
+//!   project's graph rewrites (`opti_vision::rewrite`);
+//! - `load_phases_of_the_shipped_model`, `optimizer_pass_times`, `detector_load_times`:
+//!   where the load time goes (parse, typing, declutter, codegen; ONNX vs the model cache);
+//! - `knob_sweep`: inference time under tract's scopable codegen knobs
+//!   (`KNOBS="NAME=value,NAME=value;…"`, `ROUNDS=n`), wall and thread CPU time;
+//! - `worker_scaling`: inferences per second and CPU time per inference, 1 and 2 workers.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -71,4 +78,315 @@ fn per_operator_time_of_the_shipped_model() -> TractResult<()> {
         }
     }
     Ok(())
+}
+
+#[test]
+#[ignore = "measuring tool"]
+fn load_phases_of_the_shipped_model() -> TractResult<()> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    for _ in 0..2 {
+        let t = Instant::now();
+        let bytes = std::fs::read(&path)?;
+        let t_read = t.elapsed();
+        let model = tract_onnx::onnx().model_for_read(&mut &bytes[..])?;
+        let t_parse = t.elapsed();
+        let model = model.with_input_fact(0, f32::fact([1, 3, 320, 320]).into())?;
+        let mut typed = model.into_typed()?;
+        let t_typed = t.elapsed();
+        declutter_without_concat_then_einsum(&mut typed)?;
+        let t_declutter = t.elapsed();
+        speed_up(&mut typed)?;
+        typed.optimize()?;
+        let t_opt = t.elapsed();
+        let plan = typed.into_runnable()?;
+        let t_plan = t.elapsed();
+        let input = Tensor::zero::<f32>(&[1, 3, 320, 320])?;
+        plan.run(tvec!(input.clone().into_tvalue()))?;
+        let t_first = t.elapsed();
+        plan.run(tvec!(input.into_tvalue()))?;
+        let t_second = t.elapsed();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "read {:.1} parse {:.1} into_typed {:.1} declutter {:.1} optimize {:.1} plan {:.1} first run {:.1} second run {:.1} (ms, cumulative)",
+            ms(t_read), ms(t_parse), ms(t_typed), ms(t_declutter), ms(t_opt), ms(t_plan), ms(t_first), ms(t_second)
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+struct Timed(
+    Box<dyn tract_onnx::tract_core::optim::TypedPass>,
+    std::sync::Arc<std::sync::Mutex<(Duration, usize)>>,
+);
+
+impl tract_onnx::tract_core::optim::TypedPass for Timed {
+    fn reset(&mut self) -> TractResult<()> {
+        self.0.reset()
+    }
+    fn next(
+        &mut self,
+        session: &mut tract_onnx::tract_core::optim::OptimizerSession,
+        model: &TypedModel,
+    ) -> TractResult<Option<TypedModelPatch>> {
+        let t = Instant::now();
+        let r = self.0.next(session, model);
+        let mut g = self.1.lock().unwrap();
+        g.0 += t.elapsed();
+        if matches!(r, Ok(Some(_))) {
+            g.1 += 1;
+        }
+        r
+    }
+    fn run_direct(&mut self, model: &mut TypedModel) -> TractResult<bool> {
+        let t = Instant::now();
+        let r = self.0.run_direct(model);
+        self.1.lock().unwrap().0 += t.elapsed();
+        r
+    }
+}
+
+fn timed_run(
+    name: &str,
+    mut opt: tract_onnx::tract_core::optim::Optimizer,
+    model: &mut TypedModel,
+) -> TractResult<()> {
+    let mut cells = vec![];
+    opt.passes = opt
+        .passes
+        .into_iter()
+        .map(|p| {
+            let c = std::sync::Arc::new(std::sync::Mutex::new((Duration::ZERO, 0)));
+            cells.push((format!("{p:?}"), c.clone()));
+            Box::new(Timed(p, c)) as Box<dyn tract_onnx::tract_core::optim::TypedPass>
+        })
+        .collect();
+    let t = Instant::now();
+    opt.optimize(model)?;
+    println!(
+        "{name}: {:.1} ms total, {} nodes after",
+        t.elapsed().as_secs_f64() * 1000.0,
+        model.nodes.len()
+    );
+    for (n, c) in cells {
+        let g = c.lock().unwrap();
+        println!(
+            "  {:<60} next+direct {:>7.1} ms, {} patches",
+            n.chars().take(60).collect::<String>(),
+            g.0.as_secs_f64() * 1000.0,
+            g.1
+        );
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "measuring tool"]
+fn optimizer_pass_times() -> TractResult<()> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    let model = tract_onnx::onnx()
+        .model_for_path(&path)?
+        .with_input_fact(0, f32::fact([1, 3, 320, 320]).into())?;
+    let mut typed = model.into_typed()?;
+    println!("{} nodes typed", typed.nodes.len());
+    let mut d = tract_onnx::tract_core::optim::Optimizer::declutter();
+    d.passes
+        .retain(|p| !format!("{p:?}").starts_with("ConcatThenEinsum"));
+    timed_run("declutter", d, &mut typed)?;
+    speed_up(&mut typed)?;
+    timed_run(
+        "codegen",
+        tract_onnx::tract_core::optim::Optimizer::codegen(),
+        &mut typed,
+    )?;
+    Ok(())
+}
+
+#[test]
+#[ignore = "measuring tool"]
+fn knob_sweep() -> TractResult<()> {
+    use tract_onnx::tract_core::knobs::KnobScope;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    let model = tract_onnx::onnx()
+        .model_for_path(&path)?
+        .with_input_fact(0, f32::fact([1, 3, 320, 320]).into())?;
+    let mut base = model.into_typed()?;
+    declutter_without_concat_then_einsum(&mut base)?;
+    speed_up(&mut base)?;
+    let spec = std::env::var("KNOBS").unwrap_or_default();
+    let mut variants: Vec<(String, Vec<(String, String)>)> = vec![("default".into(), vec![])];
+    for v in spec.split(';').filter(|s| !s.is_empty()) {
+        let kv = v
+            .split(',')
+            .map(|p| {
+                let (k, x) = p.split_once('=').unwrap();
+                (k.to_string(), x.to_string())
+            })
+            .collect();
+        variants.push((v.to_string(), kv));
+    }
+    let mut plans = vec![];
+    for (name, kv) in &variants {
+        let scope = KnobScope::new(kv.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        let t = Instant::now();
+        let plan = scope.enter(|| -> TractResult<_> {
+            let mut m = base.clone();
+            m.optimize()?;
+            m.into_runnable()
+        })?;
+        println!(
+            "{name}: optimize {:.1} ms",
+            t.elapsed().as_secs_f64() * 1000.0
+        );
+        plans.push(plan);
+    }
+    let data: Vec<f32> = (0..3 * 320 * 320usize)
+        .map(|i| ((i * 7919) % 255) as f32 / 255.0)
+        .collect();
+    let input = tract_ndarray::Array4::from_shape_vec((1, 3, 320, 320), data)?.into_tensor();
+    let reference = plans[0].run(tvec!(input.clone().into_tvalue()))?[0]
+        .clone()
+        .into_tensor();
+    let mut times = vec![vec![]; plans.len()];
+    let mut cpu = vec![vec![]; plans.len()];
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(12);
+    for round in 0..rounds {
+        for (i, p) in plans.iter().enumerate() {
+            let t = Instant::now();
+            let c = thread_cpu_ns();
+            let out = p.run(tvec!(input.clone().into_tvalue()))?;
+            if round >= 2 {
+                times[i].push(t.elapsed().as_secs_f64() * 1000.0);
+                cpu[i].push((thread_cpu_ns() - c) as f64 / 1e6);
+            }
+            if round == 0 {
+                let a = out[0].to_plain_array_view::<f32>()?;
+                let b = reference.to_plain_array_view::<f32>()?;
+                let d = a
+                    .iter()
+                    .zip(b.iter())
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                println!("{}: max diff vs default {d:.2e}", variants[i].0);
+            }
+        }
+    }
+    for (i, t) in times.iter_mut().enumerate() {
+        t.sort_by(f64::total_cmp);
+        cpu[i].sort_by(f64::total_cmp);
+        println!(
+            "{:<60} wall median {:>7.2} ms min {:>7.2}; thread CPU median {:>7.2} min {:>7.2}",
+            variants[i].0,
+            t[t.len() / 2],
+            t[0],
+            cpu[i][cpu[i].len() / 2],
+            cpu[i][0]
+        );
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "measuring tool"]
+fn detector_load_times() {
+    use opti_vision::{Detector, DetectorOptions, ModelCache};
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("model.onnx");
+    std::fs::copy(&shipped, &model).expect("copy");
+    let bytes = std::fs::read(&model).expect("read");
+    let t = Instant::now();
+    let _ = opti_vision::cache::onnx_key(&bytes);
+    println!(
+        "sha256 of {} bytes: {:.1} ms",
+        bytes.len(),
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    let cached = DetectorOptions {
+        cache: ModelCache::NextToModel,
+        ..DetectorOptions::default()
+    };
+    for (label, opts) in [
+        ("onnx (cache off)", DetectorOptions::default()),
+        ("onnx + cache write", cached),
+        ("from cache", cached),
+        ("onnx (cache off)", DetectorOptions::default()),
+        ("from cache", cached),
+    ] {
+        let t = Instant::now();
+        let d = Detector::load(&model, opts).expect("load");
+        let load = t.elapsed();
+        let input = Tensor::zero::<f32>(&[1, 3, 320, 320]).expect("zero");
+        d.infer(input).expect("infer");
+        println!(
+            "{label:<20} load {:>6.1} ms, + first inference {:>6.1} ms ({:?})",
+            load.as_secs_f64() * 1000.0,
+            t.elapsed().as_secs_f64() * 1000.0,
+            d.info().loaded_from
+        );
+    }
+}
+
+/// CPU time of the calling thread, in ns (`/proc/thread-self/schedstat`): less disturbed
+/// by other jobs on a shared machine than wall time.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Images per second with 1 and 2 workers on one detector (each worker whole inferences
+/// on its own thread), and the CPU time each inference took: when the CPU time per
+/// inference stays flat from 1 to 2 workers, throughput is limited by the CPU the
+/// machine gives us, not by the detector.
+#[test]
+#[ignore = "measuring tool"]
+fn worker_scaling() {
+    use opti_vision::{Detector, DetectorOptions};
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    let d = Detector::load(&model, DetectorOptions::default()).expect("load");
+    let per_worker: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10);
+    let input = Tensor::zero::<f32>(&[1, 3, 320, 320]).expect("zero");
+    d.infer(input.clone()).expect("warm up");
+    for workers in [1usize, 2, 1, 2] {
+        let t = Instant::now();
+        let cpu: Vec<f64> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let (d, input) = (d.clone(), input.clone());
+                    s.spawn(move || {
+                        let c = thread_cpu_ns();
+                        for _ in 0..per_worker {
+                            d.infer(input.clone()).expect("infer");
+                        }
+                        (thread_cpu_ns() - c) as f64 / 1e6 / per_worker as f64
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("worker"))
+                .collect()
+        });
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{workers} worker(s): {:.2} inferences/s, CPU per inference {:?} ms (load average {})",
+            (workers * per_worker) as f64 / secs,
+            cpu.iter()
+                .map(|c| (c * 10.0).round() / 10.0)
+                .collect::<Vec<_>>(),
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split(' ')
+                .next()
+                .unwrap_or("?")
+        );
+    }
 }
