@@ -165,7 +165,14 @@ fn generated_yolo26_fixture() -> Result<PathBuf, String> {
     let dir = base.join("fixture");
     if let Ok(text) = std::fs::read_to_string(dir.join("manifest.json")) {
         let manifest: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        if model.is_file() && manifest["model"]["sha256"].as_str() == Some(&sha256_file(&model)) {
+        // Reused only if its manifest names this model: a fixture made in another checkout
+        // that shares the target dir records a path relative to *that* checkout.
+        let names_this_model =
+            std::fs::canonicalize(model_of(&manifest)).ok() == std::fs::canonicalize(&model).ok();
+        if model.is_file()
+            && names_this_model
+            && manifest["model"]["sha256"].as_str() == Some(&sha256_file(&model))
+        {
             return Ok(dir);
         }
     }
