@@ -4,6 +4,7 @@
 
 use opti_core::routing::RoutingPolicy;
 use opti_core::types::{inspection_id, AuditAction, ImageStats, Inspection, ModelOutput, Status};
+use opti_core::Config;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -127,48 +128,21 @@ pub async fn run_model(state: &AppState, bytes: Vec<u8>) -> Result<Inspected, In
         .unwrap_or_else(|e| Err(InspectFailure::Model(format!("inference task failed: {e}"))))
 }
 
-/// Builds the inspection record for a judged image under the current config.
-pub async fn judged_record(
-    state: &AppState,
-    object: &NewObject<'_>,
-    inspected: Inspected,
+/// A new record before judgement: identity (from `ingest_key`), provenance and times,
+/// nothing judged yet (status `rejected` until [`with_judgement`] or [`with_rejection`]).
+pub fn new_record(
+    ingest_key: String,
+    image_key: String,
+    camera_id: String,
+    filename: Option<String>,
     now: OffsetDateTime,
-) -> Result<Inspection, ApiError> {
-    let config = state.ports.config.get_config().await?.value;
-    let id = inspection_id(&ingest_key(&object.blob_key));
-    let routed = RoutingPolicy::new(&config).route(&id, &inspected.output);
-    Ok(Inspection {
-        id,
-        ingest_key: ingest_key(&object.blob_key),
-        image_key: object.blob_key.clone(),
-        camera_id: object.camera_id.clone(),
-        filename: object.filename.clone(),
-        captured_at: None,
-        created_at: now,
-        updated_at: now,
-        model_version: inspected.model_version,
-        detections: inspected.output.detections,
-        decision: Some(routed.decision),
-        confidence: routed.confidence,
-        threshold_used: routed.threshold_used,
-        status: routed.status,
-        audit_sample: routed.audit_sample,
-        claim: None,
-        review: None,
-        rejection_reason: None,
-        image_stats: Some(inspected.stats),
-        version: 1,
-    })
-}
-
-/// The record of a file that could not be inspected.
-pub fn rejected_record(object: &NewObject<'_>, reason: &str, now: OffsetDateTime) -> Inspection {
+) -> Inspection {
     Inspection {
-        id: inspection_id(&ingest_key(&object.blob_key)),
-        ingest_key: ingest_key(&object.blob_key),
-        image_key: object.blob_key.clone(),
-        camera_id: object.camera_id.clone(),
-        filename: object.filename.clone(),
+        id: inspection_id(&ingest_key),
+        ingest_key,
+        image_key,
+        camera_id,
+        filename,
         captured_at: None,
         created_at: now,
         updated_at: now,
@@ -181,10 +155,65 @@ pub fn rejected_record(object: &NewObject<'_>, reason: &str, now: OffsetDateTime
         audit_sample: false,
         claim: None,
         review: None,
-        rejection_reason: Some(reason.to_string()),
+        rejection_reason: None,
         image_stats: None,
         version: 1,
     }
+}
+
+/// `base` judged by the model and routed under `config`.
+pub fn with_judgement(config: &Config, base: Inspection, inspected: Inspected) -> Inspection {
+    let routed = RoutingPolicy::new(config).route(&base.id, &inspected.output);
+    Inspection {
+        model_version: inspected.model_version,
+        detections: inspected.output.detections,
+        decision: Some(routed.decision),
+        confidence: routed.confidence,
+        threshold_used: routed.threshold_used,
+        status: routed.status,
+        audit_sample: routed.audit_sample,
+        image_stats: Some(inspected.stats),
+        ..base
+    }
+}
+
+/// `base` as a file that could not be inspected, and why.
+pub fn with_rejection(base: Inspection, reason: String) -> Inspection {
+    Inspection {
+        status: Status::Rejected,
+        rejection_reason: Some(reason),
+        ..base
+    }
+}
+
+fn object_record(object: &NewObject<'_>, now: OffsetDateTime) -> Inspection {
+    new_record(
+        ingest_key(&object.blob_key),
+        object.blob_key.clone(),
+        object.camera_id.clone(),
+        object.filename.clone(),
+        now,
+    )
+}
+
+/// Builds the inspection record for a judged image under the current config.
+pub async fn judged_record(
+    state: &AppState,
+    object: &NewObject<'_>,
+    inspected: Inspected,
+    now: OffsetDateTime,
+) -> Result<Inspection, ApiError> {
+    let config = state.ports.config.get_config().await?.value;
+    Ok(with_judgement(
+        &config,
+        object_record(object, now),
+        inspected,
+    ))
+}
+
+/// The record of a file that could not be inspected.
+pub fn rejected_record(object: &NewObject<'_>, reason: &str, now: OffsetDateTime) -> Inspection {
+    with_rejection(object_record(object, now), reason.to_string())
 }
 
 /// Stores the record if absent and audits its creation. Returns the stored record and

@@ -9,10 +9,12 @@
 //! for Lambda's bounded retries and the on-failure destination.
 
 use aws_lambda_events::event::s3::S3Event;
-use opti_api::ingest::{record, run_model, sanitize_filename, validate_camera_id};
-use opti_api::{AppState, InspectFailure, Inspected};
-use opti_core::routing::RoutingPolicy;
-use opti_core::{inspection_id, Inspection, Status};
+use opti_api::ingest::{
+    new_record, record, run_model, sanitize_filename, validate_camera_id, with_judgement,
+    with_rejection,
+};
+use opti_api::{AppState, InspectFailure};
+use opti_core::{inspection_id, Status};
 use opti_store::blob_key::validate_key;
 use time::OffsetDateTime;
 
@@ -100,31 +102,6 @@ pub fn ingest_key(bucket: &str, key: &str, etag: &str) -> String {
     format!("s3:{bucket}/{key}#{etag}")
 }
 
-/// A judged inspection, routed by the current config.
-fn judged(state_config: &opti_core::Config, base: Inspection, inspected: Inspected) -> Inspection {
-    let routed = RoutingPolicy::new(state_config).route(&base.id, &inspected.output);
-    Inspection {
-        model_version: inspected.model_version,
-        detections: inspected.output.detections,
-        decision: Some(routed.decision),
-        confidence: routed.confidence,
-        threshold_used: routed.threshold_used,
-        status: routed.status,
-        audit_sample: routed.audit_sample,
-        image_stats: Some(inspected.stats),
-        ..base
-    }
-}
-
-/// A `rejected` inspection of an object that could not be judged.
-fn rejected(base: Inspection, reason: String) -> Inspection {
-    Inspection {
-        status: Status::Rejected,
-        rejection_reason: Some(reason),
-        ..base
-    }
-}
-
 impl Uploader {
     /// The upload function's state from the environment (see [`crate::state_from_env`]
     /// and [`crate::models::SEED_MODEL_ENV`]).
@@ -203,31 +180,16 @@ impl Uploader {
             return ignore(&key, "the object no longer exists".into());
         };
         let now = OffsetDateTime::now_utc();
-        let base = Inspection {
-            id: id.clone(),
-            ingest_key: ingest,
-            image_key: key.clone(),
-            camera_id: camera.clone(),
-            filename: key.rsplit('/').next().and_then(sanitize_filename),
-            captured_at: None,
-            created_at: now,
-            updated_at: now,
-            model_version: String::new(),
-            detections: Vec::new(),
-            decision: None,
-            confidence: 0.0,
-            threshold_used: 0.0,
-            status: Status::Rejected,
-            audit_sample: false,
-            claim: None,
-            review: None,
-            rejection_reason: None,
-            image_stats: None,
-            version: 1,
-        };
+        let base = new_record(
+            ingest,
+            key.clone(),
+            camera.clone(),
+            key.rsplit('/').next().and_then(sanitize_filename),
+            now,
+        );
         let max = self.state.settings.max_upload_bytes as u64;
         let inspection = if size > max {
-            rejected(
+            with_rejection(
                 base,
                 format!("file too large: {size} bytes, the limit is {max}"),
             )
@@ -237,9 +199,9 @@ impl Uploader {
             match run_model(&self.state, bytes).await {
                 Ok(inspected) => {
                     let config = self.state.ports.config.get_config().await?.value;
-                    judged(&config, base, inspected)
+                    with_judgement(&config, base, inspected)
                 }
-                Err(InspectFailure::BadImage(reason)) => rejected(base, reason),
+                Err(InspectFailure::BadImage(reason)) => with_rejection(base, reason),
                 Err(e @ InspectFailure::Model(_)) => {
                     return Err(UploadError::Service(e.to_string()))
                 }
