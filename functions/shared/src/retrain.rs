@@ -596,11 +596,7 @@ async fn list(
     params: Result<Query<JobListParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<JobList>> {
     caller.require(&[], "list retraining jobs")?;
-    let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let limit = p.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be in 1..=100".into()));
-    }
+    let limit = JobListParams::checked_limit(params)?;
     Ok(Json(JobList {
         items: r.store.list_jobs(limit).await?,
         enabled: r.settings.is_ok(),

@@ -53,6 +53,20 @@ pub struct JobListParams {
     pub limit: Option<u32>,
 }
 
+impl JobListParams {
+    /// The query's limit, checked (`GET /retrain` locally and in the retrain function).
+    pub fn checked_limit(
+        params: Result<Query<Self>, axum::extract::rejection::QueryRejection>,
+    ) -> ApiResult<u32> {
+        let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let limit = p.limit.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::BadRequest("limit must be in 1..=100".into()));
+        }
+        Ok(limit)
+    }
+}
+
 /// Jobs, newest first.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobList {
@@ -71,11 +85,7 @@ pub async fn list(
     params: Result<Query<JobListParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<JobList>> {
     caller.require(&[], "list retraining jobs")?;
-    let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let limit = p.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be in 1..=100".into()));
-    }
+    let limit = JobListParams::checked_limit(params)?;
     let Some(learning) = state.learning.clone() else {
         return Ok(Json(JobList {
             items: Vec::new(),
