@@ -95,9 +95,13 @@ test-web: rust-tools web venv
 # AWS mode against moto server (started and stopped by the script): the DynamoDB/S3
 # adapter's conformance suite and the Lambda functions' handlers (upload events, review
 # API with Cognito callers, scheduled drift with SNS alerts, retrain dispatch to SageMaker
-# and completion). In test-rust, without moto, they skip.
+# and completion). In test-rust, without moto, they skip. Then scripts/lambda-local.py runs
+# the built `upload` and `review` binaries under `cargo lambda watch` (the Lambda runtime
+# emulator): object into moto's S3 -> `cargo lambda invoke upload` with the S3 event ->
+# record in DynamoDB -> read back with API Gateway events through `review`.
 test-aws: rust-tools venv
 	scripts/test-aws.sh $(VENV) $(CARGO) test -p opti-store -p opti-lambda --features opti-store/aws
+	CARGO=$(CARGO) scripts/test-aws.sh $(VENV) $(VENV)/bin/python scripts/lambda-local.py $(VENV)/bin/cargo-lambda
 
 # The SAM template: cfn-lint, `sam validate --lint` (offline: a dummy region, no
 # credentials), and the template tests (least privilege per function, table layout).

@@ -20,8 +20,10 @@ use time::OffsetDateTime;
 
 use crate::models::{ActiveModel, ModelError};
 
-/// What happened to one event record.
-#[derive(Debug, Clone, PartialEq)]
+/// What happened to one event record (the function's response, as JSON:
+/// `{"outcome": "created", "id": ..., "status": ...}`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// A new inspection was recorded (possibly `rejected`).
     Created { id: String, status: Status },

@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
         let uploader = uploader.clone();
         async move {
             let outcomes = uploader.handle(&event.payload).await?;
-            Ok::<_, Error>(format!("{outcomes:?}"))
+            Ok::<_, Error>(outcomes)
         }
     }))
     .await
