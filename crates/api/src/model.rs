@@ -56,6 +56,13 @@ impl ModelSlot {
         }
     }
 
+    /// The same slot running each inference on up to `threads` threads (one pool per
+    /// loaded model, shared by concurrent inferences; see `DetectorOptions::threads`).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.options.threads = threads;
+        self
+    }
+
     /// Loads ONNX bytes (an Ultralytics export) and makes them the active model.
     pub fn load(&self, version: &str, onnx: &[u8]) -> Result<LoadedModel, anyhow::Error> {
         let active = self.load_detached(version, onnx)?;

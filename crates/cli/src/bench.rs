@@ -1,7 +1,9 @@
 //! `opti bench`: how fast and how heavy the detector is. Per-image latency split into
 //! decode / preprocess / inference / postprocess (median and p90), model load time, peak
-//! RSS (`VmHWM`), and images per second with 1, 2, … workers (each worker runs whole
-//! images on one thread; tract itself is single-threaded). With `--compare-ort` the same
+//! RSS (`VmHWM`), and images per second for each thread count t in `--threads`: t workers
+//! (whole images each on one thread), one image at a time on t threads (tract's
+//! multithreaded executor / onnxruntime's intra-op threads), and — tract — t workers sharing
+//! one t-thread pool, as `opti serve` runs. With `--compare-ort` the same
 //! model, images and thread counts go through `bench/ort_bench.py` (onnxruntime) in the
 //! same run and both are printed side by side with the ratio.
 
@@ -30,7 +32,8 @@ pub struct BenchArgs {
     /// Number of images (simulated, or the first N of --images).
     #[arg(long, default_value_t = 20)]
     pub count: usize,
-    /// Worker counts to measure throughput with, comma-separated.
+    /// Thread counts, comma-separated: throughput of t workers, of one image at a time on
+    /// t threads, and of t workers sharing a t-thread pool.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub threads: Vec<usize>,
     /// Untimed runs before measuring.
@@ -101,8 +104,12 @@ struct Report {
     total: Spread,
     /// Images per second by worker count.
     workers: Vec<(usize, f64)>,
-    /// onnxruntime only: images per second with intra-op threads.
+    /// Images per second, one image at a time, each inference on t threads (tract's
+    /// multithreaded executor; onnxruntime's `intra_op_num_threads`).
     intra: Vec<(usize, f64)>,
+    /// tract only: images per second of t workers sharing one t-thread pool (what
+    /// `opti serve` runs: as many inference slots as cores, one pool).
+    pooled: Vec<(usize, f64)>,
     peak_rss_mb: f64,
 }
 
@@ -284,6 +291,20 @@ fn bench_tract(
             reports[v].workers.push((n, ips));
         }
     }
+    for &t in &args.threads {
+        let t = t.max(1);
+        for (v, detector) in detectors.iter().enumerate() {
+            let on_t = detector.with_threads(t);
+            reports[v]
+                .intra
+                .push((t, throughput(&on_t, blobs, jobs, 1)?));
+            if t > 1 {
+                reports[v]
+                    .pooled
+                    .push((t, throughput(&on_t, blobs, jobs, t)?));
+            }
+        }
+    }
     for (v, report) in reports.iter_mut().enumerate() {
         report.decode = spread(&stages[v][0]);
         report.preprocess = spread(&stages[v][1]);
@@ -395,6 +416,7 @@ fn bench_ort(args: &BenchArgs, model: &Path, dir: &Path, count: usize) -> Result
         total: sp("total"),
         workers: per("workers"),
         intra: per("intra"),
+        pooled: Vec::new(),
         peak_rss_mb: v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
     })
 }
@@ -456,6 +478,35 @@ fn rows(reports: &[Report]) -> Vec<(String, Vec<f64>)> {
                 all(&|x| ips(x, hi) / ips(x, lo)),
             ));
         }
+    }
+    let lookup = |list: &[(usize, f64)], n: usize| {
+        list.iter()
+            .find(|(m, _)| *m == n)
+            .map_or(f64::NAN, |(_, v)| *v)
+    };
+    let intra: Vec<usize> = reports
+        .first()
+        .map(|t| t.intra.iter().map(|(n, _)| *n).collect())
+        .unwrap_or_default();
+    for &t in &intra {
+        r.push((
+            format!("images/s, 1 image at a time on {t} thread(s)"),
+            all(&|x| lookup(&x.intra, t)),
+        ));
+    }
+    if let (Some(&lo), Some(&hi)) = (intra.first(), intra.last()) {
+        if hi > lo {
+            r.push((
+                format!("1 image at a time, {hi} ÷ {lo} thread(s)"),
+                all(&|x| lookup(&x.intra, hi) / lookup(&x.intra, lo)),
+            ));
+        }
+    }
+    for &t in intra.iter().filter(|t| **t > 1) {
+        r.push((
+            format!("images/s, {t} workers sharing a {t}-thread pool (opti serve)"),
+            all(&|x| lookup(&x.pooled, t)),
+        ));
     }
     r.push(("peak RSS (MiB)".into(), all(&|x| x.peak_rss_mb)));
     r
@@ -533,19 +584,6 @@ fn print_table(runs: &[Vec<Report>], ort: bool, markdown: bool) {
             }
         }
         lines.push(line);
-    }
-    if let Some(o) = reference {
-        for (k, (n, _)) in o.intra.iter().enumerate() {
-            let ips = &median(
-                runs.iter()
-                    .filter_map(|r| r.last()?.intra.get(k).map(|x| x.1)),
-            );
-            let mut line = vec![format!("ort images/s, 1 session, intra_op_num_threads={n}")];
-            line.extend(ours.iter().map(|_| String::new()));
-            line.push(fmt_value(*ips));
-            line.extend(ours.iter().map(|_| String::new()));
-            lines.push(line);
-        }
     }
     if markdown {
         for (i, line) in lines.iter().enumerate() {

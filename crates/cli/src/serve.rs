@@ -70,6 +70,13 @@ pub struct ServeArgs {
     /// The ONNX model to register at first start (later starts use the registry's active model).
     #[arg(long, env = "OPTI_MODEL")]
     pub model: Option<PathBuf>,
+    /// Threads one inference may use. Inferences already run one per core in parallel
+    /// (as many slots as cores); above 1, an image that finds the thread pool free is
+    /// split over it: lower latency for a lone image (-11 % at 2 threads, shipped model),
+    /// but a busy line then runs more compute threads than cores (-25 % images/s at 2).
+    /// See docs/BENCHMARKS.md.
+    #[arg(long, default_value_t = 1, env = "OPTI_INFERENCE_THREADS")]
+    pub inference_threads: usize,
     /// Folder with the built web UI (index.html).
     #[arg(long, env = "OPTI_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -380,7 +387,14 @@ async fn serve_async(args: ServeArgs) -> Result<()> {
     let store = LocalStore::open(&args.data_dir)
         .with_context(|| format!("opening data dir {}", args.data_dir.display()))?;
     let store = Arc::new(store);
-    let slot = Arc::new(ModelSlot::with_cache_dir(args.data_dir.join("model-cache")));
+    anyhow::ensure!(
+        args.inference_threads >= 1,
+        "--inference-threads must be at least 1"
+    );
+    let slot = Arc::new(
+        ModelSlot::with_cache_dir(args.data_dir.join("model-cache"))
+            .with_threads(args.inference_threads),
+    );
 
     let secret = read_or_create_secret(&args.data_dir.join("signing.key"))?;
     let public_url = args

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use opti_core::{ClassNames, Detection, ImageStats, ModelOutput};
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 
 use crate::cache::{self, cache_path_for, LoadedFrom, ModelCache};
@@ -86,6 +87,10 @@ pub struct DetectorOptions {
     pub plain_tract: bool,
     /// Whether [`Detector::load`] keeps a load-optimised copy of the model next to it.
     pub cache: ModelCache,
+    /// Threads one inference may use (tract's multithreaded executor: matrix products,
+    /// depthwise convolutions and pooling split over a pool of this many threads, shared
+    /// by every call and clone of the detector). 0 or 1: the calling thread only.
+    pub threads: usize,
 }
 
 /// What the model file says about itself.
@@ -155,6 +160,26 @@ pub struct Detector {
     plan: Arc<TypedRunnableModel>,
     info: Arc<ModelInfo>,
     options: DetectorOptions,
+    /// `Some` when `options.threads > 1`: the pool one inference is split over.
+    pool: Option<Arc<InferencePool>>,
+}
+
+/// A thread pool that one inference at a time runs in (see [`Detector::infer`]).
+#[derive(Debug)]
+struct InferencePool {
+    executor: Executor,
+    /// Held by the inference running in the pool.
+    busy: std::sync::Mutex<()>,
+}
+
+/// The pool for `threads` (none for one thread).
+fn pool_for(threads: usize) -> Option<Arc<InferencePool>> {
+    (threads > 1).then(|| {
+        Arc::new(InferencePool {
+            executor: Executor::multithread_with_name(threads, "opti-infer"),
+            busy: std::sync::Mutex::new(()),
+        })
+    })
 }
 
 impl Detector {
@@ -295,7 +320,22 @@ impl Detector {
                 cache_note,
             }),
             options,
+            pool: pool_for(options.threads),
         })
+    }
+
+    /// The same model (shared, not reloaded) running each inference on `threads`
+    /// threads (0 or 1: the calling thread).
+    pub fn with_threads(&self, threads: usize) -> Detector {
+        Detector {
+            plan: self.plan.clone(),
+            info: self.info.clone(),
+            options: DetectorOptions {
+                threads,
+                ..self.options
+            },
+            pool: pool_for(threads),
+        }
     }
 
     /// What the model says about itself.
@@ -328,11 +368,34 @@ impl Detector {
     }
 
     /// Runs the model on an input tensor.
+    ///
+    /// With `threads > 1` an inference that finds the pool free runs inside it (its matrix
+    /// products split over the pool's threads; the calling thread only waits, so no third
+    /// thread competes for the cores while the pool spins between products). One that
+    /// finds it taken by another inference runs on the calling thread: a lone image gets
+    /// every core, a busy line one image per core. (Two inferences in one pool would also
+    /// meet inside tract: a thread waiting in one's matrix product may be handed the
+    /// other's, and tract's per-thread scratch space is not re-entrant.)
     pub fn infer(&self, input: Tensor) -> Result<RawOutput, InferenceError> {
-        let outputs = self
-            .plan
-            .run(tvec!(input.into_tvalue()))
-            .map_err(|e| InferenceError::Run(format!("{e:#}")))?;
+        let run = || self.plan.run(tvec!(input.into_tvalue()));
+        let pooled = self.pool.as_ref().and_then(|p| {
+            let guard = match p.busy.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return None,
+            };
+            Some((p, guard))
+        });
+        let outputs = match pooled {
+            Some((p, _guard)) => match &p.executor {
+                Executor::MultiThread(rayon) => {
+                    rayon.install(|| multithread_tract_scope(p.executor.clone(), run))
+                }
+                other => multithread_tract_scope(other.clone(), run),
+            },
+            None => run(),
+        }
+        .map_err(|e| InferenceError::Run(format!("{e:#}")))?;
         let out = outputs
             .first()
             .ok_or_else(|| InferenceError::Run("model returned no output".into()))?;

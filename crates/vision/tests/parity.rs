@@ -44,12 +44,19 @@ struct Fixture {
     detector: Detector,
     /// Loaded from that cache (`opti_vision::cache`), when the model could be cached.
     cached: Detector,
+    /// The cached plan running each inference on a 2-thread pool (tract's
+    /// multithreaded executor, as `opti serve` runs it).
+    threaded: Detector,
 }
 
 impl Fixture {
-    /// Both load paths, labelled.
-    fn detectors(&self) -> [(&'static str, &Detector); 2] {
-        [("onnx", &self.detector), ("cache", &self.cached)]
+    /// Both load paths and the multithreaded executor, labelled.
+    fn detectors(&self) -> [(&'static str, &Detector); 3] {
+        [
+            ("onnx", &self.detector),
+            ("cache", &self.cached),
+            ("cache, 2 threads", &self.threaded),
+        ]
     }
 }
 
@@ -132,6 +139,7 @@ fn load_fixture(dir: PathBuf) -> Fixture {
         dir,
         manifest,
         detector,
+        threaded: cached.with_threads(2),
         cached,
     }
 }
@@ -329,6 +337,36 @@ fn letterbox_matches_ultralytics_pixel_for_pixel() {
             "PNG letterbox must be bit-exact ({})",
             f.dir.display()
         );
+    }
+}
+
+/// Splitting one inference over a thread pool changes which thread computes a tile, not
+/// the answer: the 2-thread plan gives the single-thread plan's raw output, also when
+/// two inferences share the pool at once (as `opti serve`'s slots do).
+#[test]
+fn multithreaded_inference_gives_the_single_threaded_output() {
+    for f in fixtures() {
+        let (single, threaded) = (&f.cached, &f.threaded);
+        assert_eq!(threaded.options().threads, 2);
+        for img in images(f).iter().take(4) {
+            let name = img["image"].as_str().expect("image");
+            let want = reference_tensor(f, single, img);
+            let (a, b) = std::thread::scope(|s| {
+                let a = s.spawn(|| reference_tensor(f, threaded, img));
+                let b = s.spawn(|| reference_tensor(f, threaded, img));
+                (a.join().expect("worker"), b.join().expect("worker"))
+            });
+            for got in [a, b] {
+                assert_eq!(got.shape, want.shape, "{name}");
+                let worst = got
+                    .data
+                    .iter()
+                    .zip(&want.data)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst <= 1e-5, "{name}: 2 threads differ by {worst}");
+            }
+        }
     }
 }
 

@@ -37,6 +37,14 @@ fn plan(model: &Path, rewrites: bool) -> TractResult<Arc<TypedRunnableModel>> {
 }
 
 fn profile(plan: &Arc<TypedRunnableModel>, runs: usize) -> TractResult<BTreeMap<String, Duration>> {
+    profile_by(plan, runs, |node| node.op().name().to_string())
+}
+
+fn profile_by(
+    plan: &Arc<TypedRunnableModel>,
+    runs: usize,
+    key: fn(&TypedNode) -> String,
+) -> TractResult<BTreeMap<String, Duration>> {
     let input = Tensor::zero::<f32>(&[1, 3, 320, 320])?;
     let mut by_op: BTreeMap<String, Duration> = BTreeMap::new();
     let mut state = plan.spawn()?;
@@ -46,7 +54,7 @@ fn profile(plan: &Arc<TypedRunnableModel>, runs: usize) -> TractResult<BTreeMap<
             |ctx, st, node, inputs| {
                 let t = Instant::now();
                 let out = eval(ctx, st, node, inputs);
-                *by_op.entry(node.op().name().to_string()).or_default() += t.elapsed();
+                *by_op.entry(key(node)).or_default() += t.elapsed();
                 out
             },
         )?;
@@ -76,6 +84,46 @@ fn per_operator_time_of_the_shipped_model() -> TractResult<()> {
                 d.as_secs_f64() * 1000.0 / runs as f64
             );
         }
+    }
+    Ok(())
+}
+
+/// The slowest nodes (with their op and input shapes) of the shipped model's plan.
+#[test]
+#[ignore = "measuring tool"]
+fn per_node_time_of_the_shipped_model() -> TractResult<()> {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    let runs = 20;
+    let p = plan(&model, true)?;
+    profile(&p, 3)?;
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
+    let key = |node: &TypedNode| format!("{} {}", node.name, node.op().name());
+    let by_node = if threads > 1 {
+        let pool = tract_linalg::multithread::Executor::multithread(threads);
+        let tract_linalg::multithread::Executor::MultiThread(rayon) = pool.clone() else {
+            unreachable!("a multithread executor")
+        };
+        rayon.install(|| {
+            tract_linalg::multithread::multithread_tract_scope(pool, || profile_by(&p, runs, key))
+        })?
+    } else {
+        profile_by(&p, runs, key)?
+    };
+    let total: Duration = by_node.values().sum();
+    let mut v: Vec<_> = by_node.into_iter().collect();
+    v.sort_by_key(|e| std::cmp::Reverse(e.1));
+    println!(
+        "{:.2} ms per run",
+        total.as_secs_f64() * 1000.0 / runs as f64
+    );
+    for (node, d) in v.iter().take(25) {
+        println!(
+            "  {:>7.3} ms  {node}",
+            d.as_secs_f64() * 1000.0 / runs as f64
+        );
     }
     Ok(())
 }
@@ -387,6 +435,47 @@ fn worker_scaling() {
                 .split(' ')
                 .next()
                 .unwrap_or("?")
+        );
+    }
+}
+
+/// CPU time of the whole process (all threads), in ms, from `/proc/self/stat`.
+fn process_cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 11 and 12 after the `)`.
+    (ticks(11) + ticks(12)) * 10.0
+}
+
+/// One image at a time on 1 and 2 threads (tract's multithreaded executor): wall time
+/// and process CPU time per inference. CPU above wall means the pool shares the work.
+#[test]
+#[ignore = "measuring tool"]
+fn executor_threads() {
+    use opti_vision::{Detector, DetectorOptions};
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    let d = Detector::load(&model, DetectorOptions::default()).expect("load");
+    let input = Tensor::zero::<f32>(&[1, 3, 320, 320]).expect("zero");
+    let runs = 30;
+    for threads in [1usize, 2, 1, 2] {
+        let d = d.with_threads(threads);
+        d.infer(input.clone()).expect("warm up");
+        let (t, c) = (Instant::now(), process_cpu_ms());
+        for _ in 0..runs {
+            d.infer(input.clone()).expect("infer");
+        }
+        println!(
+            "{threads} thread(s): wall {:.2} ms, process CPU {:.2} ms per inference",
+            t.elapsed().as_secs_f64() * 1000.0 / runs as f64,
+            (process_cpu_ms() - c) / runs as f64
         );
     }
 }
