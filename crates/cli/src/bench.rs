@@ -239,6 +239,15 @@ fn bench_tract(
             ms
         };
         let (detector, load_ms) = load(*options)?;
+        if v == 0 {
+            let phases: Vec<String> = detector
+                .info()
+                .load_phases
+                .iter()
+                .map(|(name, d)| format!("{name} {:.1} ms", d.as_secs_f64() * 1000.0))
+                .collect();
+            eprintln!("model load phases: {}", phases.join(" · "));
+        }
         let t1 = Instant::now();
         run_one(&detector, &blobs[0])?;
         let first_ms = t1.elapsed().as_secs_f64() * 1000.0;

@@ -112,6 +112,8 @@ pub struct ModelInfo {
     /// Why a requested cache was not used, or not written (`None` when it was used or
     /// none was requested).
     pub cache_note: Option<String>,
+    /// Where the load's time went, phase by phase, in order.
+    pub load_phases: Vec<(&'static str, Duration)>,
 }
 
 /// Time spent in each stage of one inspection.
@@ -216,7 +218,15 @@ impl Detector {
             message: format!("{e:#}"),
         };
         let cache = cache.filter(|_| !options.plain_tract);
+        let mut phases: Vec<(&'static str, Duration)> = Vec::new();
+        let mut clock = Instant::now();
+        let mut lap = |name: &'static str| {
+            let now = Instant::now();
+            phases.push((name, now - clock));
+            clock = now;
+        };
         let key = cache.map(|_| cache::onnx_key(onnx));
+        lap("hash ONNX");
         let mut cache_note = None;
         let cached = match (cache, &key) {
             (Some(file), Some(key)) => match cache::read(file, key) {
@@ -228,22 +238,30 @@ impl Detector {
             },
             _ => None,
         };
+        lap(if cached.is_some() {
+            "read cache (NNEF)"
+        } else {
+            "look for a cache"
+        });
         let (metadata, mut typed, loaded_from) = match cached {
             Some(c) => (c.metadata, c.model, LoadedFrom::Cache),
             None => {
                 let model = tract_onnx::onnx()
                     .model_for_read(&mut &onnx[..])
                     .map_err(onnx_err)?;
+                lap("parse ONNX");
                 let metadata = read_metadata(&model);
                 let (h, w) = input_size(path, &metadata)?;
                 let fact = f32::fact([1, 3, h as usize, w as usize]);
                 let model = model.with_input_fact(0, fact.into()).map_err(onnx_err)?;
                 let mut typed = model.into_typed().map_err(onnx_err)?;
+                lap("type");
                 if options.plain_tract {
                     typed.declutter().map_err(onnx_err)?;
                 } else {
                     declutter_without_concat_then_einsum(&mut typed).map_err(onnx_err)?;
                 }
+                lap("declutter");
                 if let (Some(file), Some(key)) = (cache, &key) {
                     if let Err(e) = cache::write(file, key, &metadata, &typed) {
                         cache_note = Some(format!(
@@ -251,6 +269,7 @@ impl Detector {
                             cache_note.unwrap_or_default()
                         ));
                     }
+                    lap("write cache");
                 }
                 (metadata, typed, LoadedFrom::Onnx)
             }
@@ -282,7 +301,9 @@ impl Detector {
         } else {
             speed_up(&mut typed).map_err(onnx_err)?
         };
+        lap("project rewrites");
         typed.optimize().map_err(onnx_err)?;
+        lap("optimise (codegen)");
 
         let shape: Vec<usize> = typed
             .output_fact(0)
@@ -306,6 +327,7 @@ impl Detector {
             }
         })?;
         let plan = typed.into_runnable().map_err(onnx_err)?;
+        lap("plan");
         Ok(Self {
             plan,
             info: Arc::new(ModelInfo {
@@ -318,6 +340,7 @@ impl Detector {
                 rewrites,
                 loaded_from,
                 cache_note,
+                load_phases: phases,
             }),
             options,
             pool: pool_for(options.threads),
