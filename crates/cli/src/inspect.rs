@@ -4,9 +4,11 @@
 //! inspected (corrupt, truncated, not PNG/JPEG, too large) becomes a `rejected` row with
 //! the reason — the run goes on.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -51,6 +53,10 @@ pub struct InspectArgs {
     /// Lowest box confidence the detector reports.
     #[arg(long, default_value_t = 0.25)]
     pub conf: f32,
+    /// Images inspected at once, one per worker thread (rows still come out in input
+    /// order); default: the cores this process may use.
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 /// One output row.
@@ -412,6 +418,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
         .with_context(|| format!("cannot load model {}", model_path.display()))?;
     let version = model_version(&model_path)?;
 
+    anyhow::ensure!(args.jobs != Some(0), "--jobs must be at least 1");
     let (files, skipped) = collect(&args.paths);
     anyhow::ensure!(
         !files.is_empty(),
@@ -423,6 +430,10 @@ pub fn run(args: InspectArgs) -> Result<()> {
             .join(", ")
     );
 
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, files.len());
     let sink: Box<dyn Write> = match &args.out {
         Some(p) => {
             Box::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
@@ -459,15 +470,42 @@ pub fn run(args: InspectArgs) -> Result<()> {
         ..Summary::default()
     };
     let started = Instant::now();
-    for path in &files {
-        let row = inspect_one(&detector, &policy, path, &version);
-        summary.add(&row);
-        bar.suspend(|| writer.row(&row))?;
-        if args.out.is_none() && args.format == Format::Table {
-            bar.suspend(|| writer.out.flush())?;
+    let flush_each = args.out.is_none() && args.format == Format::Table;
+    // Workers take the next file, decode and inspect it on their own thread; this
+    // thread writes the rows back in input order.
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Row)>(jobs * 2);
+    std::thread::scope(|s| -> Result<()> {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (detector, policy, files, version, next) =
+                (&detector, &policy, &files, &version, &next);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = files.get(i) else { return };
+                let row = inspect_one(detector, policy, path, version);
+                if tx.send((i, row)).is_err() {
+                    return; // the writer stopped (an output error): stop too
+                }
+            });
         }
-        bar.inc(1);
-    }
+        drop(tx);
+        let mut ready = BTreeMap::new();
+        let mut want = 0;
+        for (i, row) in rx {
+            ready.insert(i, row);
+            while let Some(row) = ready.remove(&want) {
+                summary.add(&row);
+                bar.suspend(|| writer.row(&row))?;
+                if flush_each {
+                    bar.suspend(|| writer.out.flush())?;
+                }
+                bar.inc(1);
+                want += 1;
+            }
+        }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     let line = summary.render(started.elapsed().as_secs_f64());
     if args.format == Format::Table {
