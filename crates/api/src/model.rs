@@ -17,6 +17,8 @@ pub struct LoadedModel {
     pub version: String,
     pub classes: ClassNames,
     pub imgsz: u32,
+    /// Whether the graph came from the load-optimised cache (not the ONNX).
+    pub from_cache: bool,
 }
 
 struct Active {
@@ -63,6 +65,14 @@ impl ModelSlot {
         self
     }
 
+    /// The file this slot keeps (or would keep) the load-optimised copy of `version` in,
+    /// when it has a cache folder.
+    pub fn cache_file(&self, version: &str) -> Option<PathBuf> {
+        self.cache_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{}.nnef-cache", sanitise(version))))
+    }
+
     /// Loads ONNX bytes (an Ultralytics export) and makes them the active model.
     pub fn load(&self, version: &str, onnx: &[u8]) -> Result<LoadedModel, anyhow::Error> {
         let active = self.load_detached(version, onnx)?;
@@ -77,7 +87,7 @@ impl ModelSlot {
             std::fs::create_dir_all(dir).ok()?;
             // The version names the bytes (a hash prefix); the cache header holds the
             // full SHA-256 and is checked on read.
-            Some(dir.join(format!("{}.nnef-cache", sanitise(version))))
+            self.cache_file(version)
         });
         let detector = Detector::from_onnx_bytes(onnx, &label, self.options, cache.as_deref())?;
         if let (Some(dir), Some(note)) = (&self.cache_dir, &detector.info().cache_note) {
@@ -97,6 +107,11 @@ impl ModelSlot {
             Ok(mut guard) => *guard = Some(next),
             Err(poisoned) => *poisoned.into_inner() = Some(next),
         }
+    }
+
+    /// The active model, if one is loaded.
+    pub fn current_model(&self) -> Option<LoadedModel> {
+        self.current().map(|a| describe(&a))
     }
 
     fn current(&self) -> Option<Arc<Active>> {
@@ -144,6 +159,7 @@ fn describe(active: &Active) -> LoadedModel {
         version: active.version.clone(),
         classes: info.names.clone(),
         imgsz: info.input_width.max(info.input_height),
+        from_cache: info.loaded_from == opti_vision::LoadedFrom::Cache,
     }
 }
 

@@ -479,3 +479,50 @@ fn executor_threads() {
         );
     }
 }
+
+/// tract's plain matrix product at the shapes of the shipped model's 3x3 convolutions
+/// (m = output channels, k = 9 × input channels, n = output pixels), to compare with the
+/// same convolutions' time in `per_node_time_of_the_shipped_model` (lazy im2col).
+#[test]
+#[ignore = "measuring tool"]
+fn plain_matmul_at_conv_shapes() -> TractResult<()> {
+    use tract_onnx::tract_core::ops::einsum::EinSum;
+    for (label, m, k, n) in [
+        ("model.1 16->32 s2 @80x80", 32usize, 144usize, 6400usize),
+        ("model.3 64->64 s2 @40x40", 64, 576, 1600),
+        ("model.5 128->128 s2 @20x20", 128, 1152, 400),
+        ("cv2.0.0 64->64 @40x40", 64, 576, 1600),
+    ] {
+        let mut model = TypedModel::default();
+        let b = model.add_source("b", f32::fact([k, n]))?;
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
+        let a = model.add_const(
+            "a",
+            tract_ndarray::Array2::from_shape_vec((m, k), a)?.into_tensor(),
+        )?;
+        let c = model.wire_node(
+            "mm",
+            EinSum::new("mk,kn->mn".parse()?, f32::datum_type()),
+            &[a, b],
+        )?;
+        model.outputs = c.to_vec();
+        let plan = model.into_optimized()?.into_runnable()?;
+        let input = Tensor::zero::<f32>(&[k, n])?;
+        for _ in 0..5 {
+            plan.run(tvec!(input.clone().into_tvalue()))?;
+        }
+        let runs = 50;
+        let t = Instant::now();
+        for _ in 0..runs {
+            plan.run(tvec!(input.clone().into_tvalue()))?;
+        }
+        let ms = t.elapsed().as_secs_f64() * 1000.0 / runs as f64;
+        println!(
+            "{label:<28} m {m:>3} k {k:>3} n {n:>4}: {ms:.3} ms, {:.0} GMAC/s",
+            (m * k * n) as f64 / ms / 1e6
+        );
+    }
+    Ok(())
+}

@@ -57,10 +57,11 @@ pub fn aws_state(store: &AwsStore, slot: Arc<ModelSlot>) -> AppState {
 }
 
 /// The service state from the environment (`OPTI_TABLE`, `OPTI_BUCKET`, SDK settings),
-/// with an empty model slot.
+/// with an empty model slot that keeps load-optimised model copies in the container's
+/// temporary folder ([`models::container_slot`]).
 pub async fn state_from_env() -> anyhow::Result<(AwsStore, AppState, Arc<ModelSlot>)> {
     let store = AwsStore::from_env().await?;
-    let slot = Arc::new(ModelSlot::new());
+    let slot = Arc::new(models::container_slot());
     let state = aws_state(&store, slot.clone());
     Ok((store, state, slot))
 }

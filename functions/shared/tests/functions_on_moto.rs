@@ -11,7 +11,7 @@ use aws_lambda_events::event::s3::S3Event;
 use axum::body::Body;
 use opti_api::model::ModelSlot;
 use opti_api::Settings;
-use opti_core::ports::{InspectionQuery, InspectionStore, ModelRegistry};
+use opti_core::ports::{BlobStore, InspectionQuery, InspectionStore, ModelRegistry};
 use opti_core::{ModelRecord, ModelStatus, Status};
 use opti_lambda::drift::{self, DriftRun};
 use opti_lambda::models::ActiveModel;
@@ -413,6 +413,71 @@ async fn the_model_is_loaded_once_and_reloaded_when_the_registry_pointer_moves()
     let by_key = |k: &str| records.iter().find(|r| r.image_key == k).expect("record");
     assert_eq!(by_key(&k1).model_version, seeded);
     assert_eq!(by_key(&k2).model_version, next.version);
+}
+
+/// A cold start with an empty `/tmp` loads the model from the ONNX and puts its
+/// load-optimised copy next to the artifact in S3; the next cold start fetches that copy
+/// and loads from it; a damaged copy in S3 only means an ONNX load, which replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_starts_share_a_load_optimised_model_copy_through_s3() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let cold_start = |dir: &std::path::Path| {
+        let slot = Arc::new(ModelSlot::with_cache_dir(dir.to_owned()));
+        let state = opti_lambda::aws_state(&store, slot.clone());
+        (
+            slot.clone(),
+            ActiveModel::new(slot, Some(SEED_KEY.into())),
+            state,
+        )
+    };
+
+    let first = tempfile::tempdir().expect("tempdir");
+    let (slot, model, state) = cold_start(first.path());
+    let version = model.ensure_current(&state.ports).await.expect("seeded");
+    assert_eq!(slot.current_model().map(|m| m.from_cache), Some(false));
+    let record = store.get_model(&version).await.expect("record");
+    let key = opti_lambda::models::cache_blob_key(&record.artifact_key);
+    let shared = BlobStore::get_blob(&store, &key).await.expect("copy in S3");
+    let local = slot.cache_file(&version).expect("cache file");
+    assert_eq!(shared, std::fs::read(&local).expect("local copy"));
+
+    let second = tempfile::tempdir().expect("tempdir");
+    let (slot, model, state) = cold_start(second.path());
+    assert_eq!(
+        model.ensure_current(&state.ports).await.expect("load"),
+        version
+    );
+    assert_eq!(
+        slot.current_model().map(|m| m.from_cache),
+        Some(true),
+        "the second cold start loads the copy fetched from S3"
+    );
+
+    BlobStore::put_blob(
+        &store,
+        &key,
+        b"not an NNEF copy",
+        "application/octet-stream",
+    )
+    .await
+    .expect("damage the copy");
+    let third = tempfile::tempdir().expect("tempdir");
+    let (slot, model, state) = cold_start(third.path());
+    assert_eq!(
+        model.ensure_current(&state.ports).await.expect("load"),
+        version
+    );
+    assert_eq!(slot.current_model().map(|m| m.from_cache), Some(false));
+    let fourth = tempfile::tempdir().expect("tempdir");
+    let (slot, model, state) = cold_start(fourth.path());
+    model.ensure_current(&state.ports).await.expect("load");
+    assert_eq!(
+        slot.current_model().map(|m| m.from_cache),
+        Some(true),
+        "the ONNX load put a good copy back"
+    );
 }
 
 /// An inspection as the upload function stores it, `seconds` after a fixed start, with
