@@ -126,13 +126,21 @@ class Watch:
             return "".join(f.readlines()[-30:])
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+        # The whole process group (watch and the function binaries it started), even
+        # when the leader has already exited.
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                continue
+            if sig == signal.SIGTERM:
+                time.sleep(0.5)  # children that got SIGTERM with the leader
         self.log.close()
+        os.unlink(self.log_path)
 
 
 def api_get(watch, path):
@@ -145,6 +153,9 @@ def api_get(watch, path):
 
 
 def main():
+    # A killed run (CI timeout, Ctrl-C) still stops the emulator: exit through `finally`.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda s, _f: sys.exit(128 + s))
     if len(sys.argv) != 2:
         fail("usage: scripts/lambda-local.py CARGO_LAMBDA")
     cargo_lambda = sys.argv[1]

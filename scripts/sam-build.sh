@@ -12,7 +12,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 if [ ! -x "$venv/bin/cargo-lambda" ] || ! "$venv/bin/python" -c 'import ziglang' 2>/dev/null; then
   echo "installing cargo-lambda and ziglang into $venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r infra/requirements-build.txt
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    -r infra/requirements.txt -r infra/requirements-build.txt
 fi
 if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
   rustup target add aarch64-unknown-linux-gnu

@@ -90,8 +90,6 @@ ALLOWED = {
         ("s3:GetObject", f"{DATA}/raw/*"),
         ("s3:PutObject", f"{DATA}/raw/*"),
         ("s3:GetObject", f"{DATA}/models/*"),
-        # The load-optimised copy of a model it loaded from the ONNX, for later cold starts.
-        ("s3:PutObject", f"{DATA}/models/*.nnef-cache"),
         *{(a, r) for a in ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
                             "dynamodb:TransactWriteItems"] for r in [TABLE, INDEXES]},
     },

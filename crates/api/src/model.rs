@@ -19,6 +19,8 @@ pub struct LoadedModel {
     pub imgsz: u32,
     /// Whether the graph came from the load-optimised cache (not the ONNX).
     pub from_cache: bool,
+    /// Whether this load wrote a fresh load-optimised copy ([`ModelSlot::cache_file`]).
+    pub cache_written: bool,
 }
 
 struct Active {
@@ -160,6 +162,7 @@ fn describe(active: &Active) -> LoadedModel {
         classes: info.names.clone(),
         imgsz: info.input_width.max(info.input_height),
         from_cache: info.loaded_from == opti_vision::LoadedFrom::Cache,
+        cache_written: info.cache_written,
     }
 }
 

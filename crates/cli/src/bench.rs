@@ -513,7 +513,7 @@ fn rows(reports: &[Report]) -> Vec<(String, Vec<f64>)> {
     }
     for &t in intra.iter().filter(|t| **t > 1) {
         r.push((
-            format!("images/s, {t} workers sharing a {t}-thread pool (opti serve)"),
+            format!("images/s, {t} workers sharing a {t}-thread pool (opti serve --inference-threads {t} on {t} cores)"),
             all(&|x| lookup(&x.pooled, t)),
         ));
     }

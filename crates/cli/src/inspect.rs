@@ -54,7 +54,8 @@ pub struct InspectArgs {
     #[arg(long, default_value_t = 0.25)]
     pub conf: f32,
     /// Images inspected at once, one per worker thread (rows still come out in input
-    /// order); default: the cores this process may use.
+    /// order); default: the cores this process may use, at most 8 (each worker may hold
+    /// one decoded image of up to the decode limit in memory).
     #[arg(long)]
     pub jobs: Option<usize>,
 }
@@ -213,10 +214,10 @@ fn model_version(path: &Path) -> Result<String> {
     Ok(format!("{stem}-{hex}"))
 }
 
-fn inspect_one(detector: &Detector, policy: &RoutingPolicy, path: &Path, version: &str) -> Row {
-    let display = path.display().to_string();
-    let rejected = |reason: String| Row {
-        path: display.clone(),
+/// The row of a file that could not be inspected.
+fn rejected_row(path: &Path, version: &str, reason: &str) -> Row {
+    Row {
+        path: path.display().to_string(),
         id: None,
         status: Status::Rejected,
         decision: None,
@@ -226,8 +227,13 @@ fn inspect_one(detector: &Detector, policy: &RoutingPolicy, path: &Path, version
         detections: Vec::new(),
         model_version: version.to_owned(),
         image_stats: None,
-        reason: Some(reason),
-    };
+        reason: Some(reason.to_owned()),
+    }
+}
+
+fn inspect_one(detector: &Detector, policy: &RoutingPolicy, path: &Path, version: &str) -> Row {
+    let display = path.display().to_string();
+    let rejected = |reason: String| rejected_row(path, version, &reason);
     if path.is_dir() {
         return rejected("folder could not be read".into());
     }
@@ -432,7 +438,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
 
     let jobs = args
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
         .clamp(1, files.len());
     let sink: Box<dyn Write> = match &args.out {
         Some(p) => {
@@ -483,7 +489,12 @@ pub fn run(args: InspectArgs) -> Result<()> {
             s.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = files.get(i) else { return };
-                let row = inspect_one(detector, policy, path, version);
+                // A bug in one file's inspection becomes that file's rejected row, not a
+                // hole that would hold back every later row.
+                let row = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    inspect_one(detector, policy, path, version)
+                }))
+                .unwrap_or_else(|_| rejected_row(path, version, "internal error while inspecting"));
                 if tx.send((i, row)).is_err() {
                     return; // the writer stopped (an output error): stop too
                 }
@@ -504,6 +515,12 @@ pub fn run(args: InspectArgs) -> Result<()> {
                 want += 1;
             }
         }
+        anyhow::ensure!(
+            want == files.len(),
+            "{} of {} rows were not written",
+            files.len() - want,
+            files.len()
+        );
         Ok(())
     })?;
     bar.finish_and_clear();

@@ -387,9 +387,11 @@ async fn serve_async(args: ServeArgs) -> Result<()> {
     let store = LocalStore::open(&args.data_dir)
         .with_context(|| format!("opening data dir {}", args.data_dir.display()))?;
     let store = Arc::new(store);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     anyhow::ensure!(
-        args.inference_threads >= 1,
-        "--inference-threads must be at least 1"
+        (1..=cores).contains(&args.inference_threads),
+        "--inference-threads must be between 1 and the {cores} cores this process may use, got {}",
+        args.inference_threads
     );
     let slot = Arc::new(
         ModelSlot::with_cache_dir(args.data_dir.join("model-cache"))

@@ -112,6 +112,9 @@ pub struct ModelInfo {
     /// Why a requested cache was not used, or not written (`None` when it was used or
     /// none was requested).
     pub cache_note: Option<String>,
+    /// Whether this load wrote a fresh load-optimised copy (an ONNX load with a cache
+    /// location, written and checked to load back).
+    pub cache_written: bool,
     /// Where the load's time went, phase by phase, in order.
     pub load_phases: Vec<(&'static str, Duration)>,
 }
@@ -213,6 +216,48 @@ impl Detector {
         options: DetectorOptions,
         cache: Option<&Path>,
     ) -> Result<Self, ModelError> {
+        match Self::load_with(onnx, path, options, cache, true) {
+            Ok(detector) => Ok(detector),
+            // A cache that read back but could not be used after all (metadata, input,
+            // rewrites, codegen or output it should not have): load from the ONNX,
+            // which also rewrites the cache.
+            Err((e, LoadedFrom::Cache)) => {
+                let mut detector =
+                    Self::load_with(onnx, path, options, cache, false).map_err(|(e, _)| e)?;
+                if let Some(info) = Arc::get_mut(&mut detector.info) {
+                    info.cache_note = Some(format!(
+                        "cache read back but not usable ({e}); {}",
+                        info.cache_note.as_deref().unwrap_or("loaded from the ONNX")
+                    ));
+                }
+                Ok(detector)
+            }
+            Err((e, LoadedFrom::Onnx)) => Err(e),
+        }
+    }
+
+    /// [`Detector::from_onnx_bytes`], reading the cache only when `read_cache`; an error
+    /// comes with where the graph had come from.
+    fn load_with(
+        onnx: &[u8],
+        path: &Path,
+        options: DetectorOptions,
+        cache: Option<&Path>,
+        read_cache: bool,
+    ) -> Result<Self, (ModelError, LoadedFrom)> {
+        let mut from = LoadedFrom::Onnx;
+        let result = Self::load_inner(onnx, path, options, cache, read_cache, &mut from);
+        result.map_err(|e| (e, from))
+    }
+
+    fn load_inner(
+        onnx: &[u8],
+        path: &Path,
+        options: DetectorOptions,
+        cache: Option<&Path>,
+        read_cache: bool,
+        from: &mut LoadedFrom,
+    ) -> Result<Self, ModelError> {
         let onnx_err = |e: TractError| ModelError::Onnx {
             path: path.to_owned(),
             message: format!("{e:#}"),
@@ -228,8 +273,9 @@ impl Detector {
         let key = cache.map(|_| cache::onnx_key(onnx));
         lap("hash ONNX");
         let mut cache_note = None;
+        let mut cache_written = false;
         let cached = match (cache, &key) {
-            (Some(file), Some(key)) => match cache::read(file, key) {
+            (Some(file), Some(key)) if read_cache => match cache::read(file, key) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     cache_note = Some(e.to_string());
@@ -263,17 +309,21 @@ impl Detector {
                 }
                 lap("declutter");
                 if let (Some(file), Some(key)) = (cache, &key) {
-                    if let Err(e) = cache::write(file, key, &metadata, &typed) {
-                        cache_note = Some(format!(
-                            "{}; not rewritten: {e}",
-                            cache_note.unwrap_or_default()
-                        ));
+                    match cache::write(file, key, &metadata, &typed) {
+                        Ok(()) => cache_written = true,
+                        Err(e) => {
+                            cache_note = Some(format!(
+                                "{}; not rewritten: {e}",
+                                cache_note.unwrap_or_default()
+                            ))
+                        }
                     }
                     lap("write cache");
                 }
                 (metadata, typed, LoadedFrom::Onnx)
             }
         };
+        *from = loaded_from;
         let names = metadata
             .get("names")
             .ok_or_else(|| ModelError::MissingMetadata {
@@ -340,6 +390,7 @@ impl Detector {
                 rewrites,
                 loaded_from,
                 cache_note,
+                cache_written,
                 load_phases: phases,
             }),
             options,

@@ -151,3 +151,42 @@ fn an_unwritable_cache_location_does_not_fail_the_load() {
         .as_deref()
         .is_some_and(|n| n.contains("not rewritten")));
 }
+
+/// A cache that reads back (header and NNEF fine) but cannot be used — here its metadata
+/// lost the class names — still gives a working detector: loaded from the ONNX, with the
+/// reason noted, and the cache rewritten so that the next load uses it.
+#[test]
+fn a_cache_that_reads_back_but_is_unusable_falls_back_and_is_rewritten() {
+    let (_dir, model) = model_copy();
+    let cache = cache_path_for(&model);
+    let first = Detector::load(&model, options()).expect("load");
+    assert!(first.info().cache_written, "{:?}", first.info().cache_note);
+    let bytes = std::fs::read(&cache).expect("cache");
+    let end = bytes
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .expect("header end");
+    let header = String::from_utf8(bytes[..end].to_vec()).expect("utf-8 header");
+    let without_names: Vec<&str> = header
+        .lines()
+        .filter(|l| !l.starts_with("meta names\t"))
+        .collect();
+    assert!(without_names.len() < header.lines().count(), "a names line");
+    let mut damaged = without_names.join("\n").into_bytes();
+    damaged.extend_from_slice(&bytes[end..]);
+    std::fs::write(&cache, &damaged).expect("write damaged cache");
+
+    let second = Detector::load(&model, options()).expect("falls back to the ONNX");
+    assert_eq!(second.info().loaded_from, LoadedFrom::Onnx);
+    assert!(second.info().cache_written);
+    let note = second.info().cache_note.clone().unwrap_or_default();
+    assert!(
+        note.contains("not usable") && note.contains("names"),
+        "{note}"
+    );
+    assert_eq!(second.info().names, first.info().names);
+    assert!(max_diff(&output(&first), &output(&second)) <= 1e-4);
+
+    let third = Detector::load(&model, options()).expect("load");
+    assert_eq!(third.info().loaded_from, LoadedFrom::Cache);
+}

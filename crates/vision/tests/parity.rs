@@ -341,8 +341,9 @@ fn letterbox_matches_ultralytics_pixel_for_pixel() {
 }
 
 /// Splitting one inference over a thread pool changes which thread computes a tile, not
-/// the answer: the 2-thread plan gives the single-thread plan's raw output, also when
-/// two inferences share the pool at once (as `opti serve`'s slots do).
+/// the answer: the 2-thread plan gives the single-thread plan's raw output. Two calls at
+/// once on the same detector (as `opti serve`'s slots make them) both answer right —
+/// whichever finds the pool taken runs on its own thread.
 #[test]
 fn multithreaded_inference_gives_the_single_threaded_output() {
     for f in fixtures() {

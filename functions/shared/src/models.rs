@@ -76,32 +76,45 @@ impl ActiveModel {
         };
         let bytes = match ports.blobs.get_blob(key).await {
             Ok(bytes) => bytes,
+            Err(opti_core::ports::StoreError::NotFound { .. }) => {
+                tracing::info!(version, key, "no load-optimised model copy in S3 yet");
+                return;
+            }
             Err(e) => {
-                tracing::info!(version, key, "no load-optimised model copy in S3: {e}");
+                tracing::warn!(
+                    version,
+                    key,
+                    "cannot read the load-optimised model copy: {e}"
+                );
                 return;
             }
         };
-        let written = file
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| {
-                let tmp = file.with_extension(format!("download-{}", std::process::id()));
-                std::fs::write(&tmp, &bytes)?;
-                std::fs::rename(&tmp, &file)
-            });
-        if let Err(e) = written {
-            tracing::warn!(version, "cannot write {}: {e}", file.display());
+        let written = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = file.with_extension(format!("download-{}", std::process::id()));
+            let result = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &file));
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(version, "cannot keep the fetched model copy: {e}"),
+            Err(e) => tracing::warn!(version, "cannot keep the fetched model copy: {e}"),
         }
     }
 
     /// Puts the load-optimised copy the slot just wrote for `version` into S3 for the
     /// next cold starts (best effort: a failure is logged).
     async fn share_cache(&self, ports: &Ports, version: &str, key: &str) {
-        let Some(bytes) = self
-            .slot
-            .cache_file(version)
-            .and_then(|f| std::fs::read(f).ok())
-        else {
+        let Some(file) = self.slot.cache_file(version) else {
+            return;
+        };
+        let Ok(Ok(bytes)) = tokio::task::spawn_blocking(move || std::fs::read(file)).await else {
             return;
         };
         match ports
@@ -155,7 +168,7 @@ impl ActiveModel {
                     ms = started.elapsed().as_millis() as u64,
                     "loaded the active model"
                 );
-                if !model.from_cache {
+                if model.cache_written {
                     self.share_cache(ports, &version, &cache_key).await;
                 }
                 *loaded = Some(version.clone());
@@ -180,7 +193,8 @@ impl ActiveModel {
                     .await
                     .map_err(ModelError::Load)?;
                 tracing::info!(version, seed = key, "seeded the registry with a model");
-                if let Ok(record) = ports.models.get_model(&version).await {
+                let wrote = self.slot.current_model().is_some_and(|m| m.cache_written);
+                if let (true, Ok(record)) = (wrote, ports.models.get_model(&version).await) {
                     let cache_key = cache_blob_key(&record.artifact_key);
                     self.share_cache(ports, &version, &cache_key).await;
                 }

@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
 
     // The model, its card (class names, input size, metrics) and its training weights,
     // as the registry and the retrain function look for them.
-    let stem = seed_key.trim_end_matches(".onnx");
+    let stem = seed_key.strip_suffix(".onnx").unwrap_or(&seed_key);
     put_if_absent(&store, &seed_key, &model, true).await?;
     for ext in ["json", "pt"] {
         let key = format!("{stem}.{ext}");
