@@ -112,8 +112,14 @@ impl TestServer {
             ))
             .expect("admin")
             .1;
+        // A fresh connection per request: the server may close a connection after
+        // refusing a request whose body it did not read (e.g. 415 before reading an
+        // upload), and a pooled one would then fail the next request with "peer
+        // disconnected" (a client-side race, not what the test checks).
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .build()
             .into();
         let mut server = Self {
