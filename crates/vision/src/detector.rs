@@ -451,7 +451,15 @@ impl Detector {
     /// meet inside tract: a thread waiting in one's matrix product may be handed the
     /// other's, and tract's per-thread scratch space is not re-entrant.)
     pub fn infer(&self, input: Tensor) -> Result<RawOutput, InferenceError> {
-        let run = || self.plan.run(tvec!(input.into_tvalue()));
+        // A panic inside tract (a bug, not bad input: the input shape is fixed) becomes
+        // this call's error; unwinding also never crosses tract's executor scope, which
+        // would leave a pool thread pointing at its own pool.
+        let run = || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.plan.run(tvec!(input.into_tvalue()))
+            }))
+            .unwrap_or_else(|_| Err(TractError::msg("tract panicked during inference")))
+        };
         let pooled = self.pool.as_ref().and_then(|p| {
             let guard = match p.busy.try_lock() {
                 Ok(g) => g,
