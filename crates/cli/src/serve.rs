@@ -72,9 +72,9 @@ pub struct ServeArgs {
     pub model: Option<PathBuf>,
     /// Threads one inference may use. Inferences already run one per core in parallel
     /// (as many slots as cores); above 1, an image that finds the thread pool free is
-    /// split over it: lower latency for a lone image (-11 % at 2 threads, shipped model),
-    /// but a busy line then runs more compute threads than cores (-25 % images/s at 2).
-    /// See docs/BENCHMARKS.md.
+    /// split over it: a lone image 1.37× faster at 2 threads (shipped model), but a busy
+    /// line then runs more compute threads than cores (about a fifth fewer images/s at 2).
+    /// See docs/operations.md and docs/BENCHMARKS.md.
     #[arg(long, default_value_t = 1, env = "OPTI_INFERENCE_THREADS")]
     pub inference_threads: usize,
     /// Folder with the built web UI (index.html).
