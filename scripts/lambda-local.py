@@ -9,7 +9,9 @@ Runs inside scripts/test-aws.sh (AWS_ENDPOINT_URL points at moto server):
      `cargo lambda invoke upload` sends the S3 notification as S3 would;
   4. the same event again (a retried delivery), then a corrupt object;
   5. `cargo lambda invoke review` with API Gateway HTTP API events carrying a reviewer's
-     Cognito claims reads the record and the counts back.
+     Cognito claims reads the record and the counts back;
+  6. the review function as plain HTTP through the watch's function URL: `/healthz`
+     answers, `/stats` without Cognito claims is refused.
 Exits non-zero with a message on the first expectation that does not hold.
 
 Usage: scripts/lambda-local.py CARGO_LAMBDA   (cargo from PATH or $CARGO)
@@ -22,7 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 
 import boto3
@@ -221,6 +225,20 @@ def main():
         expect(resp.get("statusCode") in (401, 403),
                f"review: a caller without a role should be refused, got {resp.get('statusCode')}")
         print(f"review: record and /stats read back through API Gateway events (total {stats['total']})")
+
+        # The same function as a plain HTTP endpoint: cargo lambda watch's function URL.
+        url = f"http://127.0.0.1:{watch.port}/lambda-url/review/healthz"
+        with urllib.request.urlopen(url, timeout=120) as resp:
+            health = json.loads(resp.read())
+        expect(resp.status == 200 and health.get("status") == "ok",
+               f"review: GET {url} answered {resp.status}: {health}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{watch.port}/lambda-url/review/stats",
+                                   timeout=120)
+            fail("review: /stats over the function URL (no Cognito claims) should be refused")
+        except urllib.error.HTTPError as e:
+            expect(e.code == 401, f"review: /stats without claims answered {e.code}, not 401")
+        print("review: /healthz over the function URL, /stats without claims refused (401)")
     finally:
         watch.stop()
     print(f"lambda-local: OK in {time.time() - started:.0f} s")
