@@ -526,3 +526,35 @@ fn plain_matmul_at_conv_shapes() -> TractResult<()> {
     }
     Ok(())
 }
+
+/// The cached load's read phase, split: the NNEF framework's construction (op registries)
+/// and the graph read from the cache file's bytes.
+#[test]
+#[ignore = "measuring tool"]
+fn nnef_read_phases() -> TractResult<()> {
+    use tract_onnx::WithOnnx;
+    let cache =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx.nnef-cache");
+    let bytes = std::fs::read(&cache)?;
+    let end = bytes.windows(2).position(|w| w == b"\n\n").expect("header") + 2;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let nnef = tract_nnef::nnef().with_onnx();
+        let t_make = t.elapsed();
+        let model = nnef.model_for_read(&mut &bytes[end..])?;
+        let t_read = t.elapsed() - t_make;
+        let t2 = Instant::now();
+        let proto = nnef.proto_model_for_read(&mut &bytes[end..])?;
+        let t_proto = t2.elapsed();
+
+        println!(
+            "framework {:.1} ms, model_for_read {:.1} ms ({} nodes); proto only {:.1} ms ({} tensors)",
+            t_make.as_secs_f64() * 1e3,
+            t_read.as_secs_f64() * 1e3,
+            model.nodes.len(),
+            t_proto.as_secs_f64() * 1e3,
+            proto.tensors.len()
+        );
+    }
+    Ok(())
+}
