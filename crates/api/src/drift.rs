@@ -185,8 +185,8 @@ pub async fn evaluate_now(state: &AppState, camera: Option<&str>) -> ApiResult<E
 /// What one scheduled evaluation did.
 #[derive(Debug, Clone)]
 pub enum EvaluationOutcome {
-    /// The windows hold the same data as the latest stored record: nothing stored.
-    Unchanged { latest_id: String },
+    /// The windows hold the same data as the latest stored record (given): nothing stored.
+    Unchanged { latest: Box<DriftRecord> },
     /// A new record was stored (its `episodes.raised` are the alarms to send).
     Recorded(Box<DriftRecord>),
     /// Another evaluator stored this window first: nothing stored, nothing to send.
@@ -210,12 +210,10 @@ pub async fn evaluate_and_record(state: &AppState) -> ApiResult<EvaluationOutcom
         .items
         .into_iter()
         .next();
-    if let Some(l) = &latest {
-        if l.window_key == window_key {
-            return Ok(EvaluationOutcome::Unchanged {
-                latest_id: l.id.clone(),
-            });
-        }
+    if let Some(l) = latest.as_ref().filter(|l| l.window_key == window_key) {
+        return Ok(EvaluationOutcome::Unchanged {
+            latest: Box::new(l.clone()),
+        });
     }
     let open: Vec<String> = latest.map(|l| l.episodes.open).unwrap_or_default();
     let episodes = advance_episodes(&open, &report);

@@ -14,7 +14,6 @@
 use opti_api::drift::{alert_payload, evaluate_and_record, EvaluationOutcome};
 use opti_api::AppState;
 use opti_core::drift::DriftRecord;
-use opti_core::ports::DriftQuery;
 
 /// Environment variable with the SNS topic ARN drift alerts are published to (set by the
 /// template). Unset or empty: alerts are only logged.
@@ -147,25 +146,13 @@ pub async fn scheduled(state: &AppState, alerts: &Alerts) -> Result<DriftRun, Dr
                 alerted,
             })
         }
-        EvaluationOutcome::Unchanged { latest_id } => {
-            let latest = state
-                .ports
-                .drift
-                .list_drift_records(&DriftQuery {
-                    limit: 1,
-                    cursor: None,
-                })
-                .await
-                .map_err(|e| DriftError(e.to_string()))?
-                .items
-                .into_iter()
-                .next()
-                .filter(|r| r.id == latest_id);
-            let alerted = match latest {
-                Some(record) => alert_once(state, alerts, &record).await?,
-                None => false,
-            };
-            Ok(DriftRun::Unchanged { latest_id, alerted })
+        EvaluationOutcome::Unchanged { latest } => {
+            // A publish lost by an earlier run of this window is made good now.
+            let alerted = alert_once(state, alerts, &latest).await?;
+            Ok(DriftRun::Unchanged {
+                latest_id: latest.id.clone(),
+                alerted,
+            })
         }
         EvaluationOutcome::AlreadyRecorded { id } => Ok(DriftRun::AlreadyRecorded { id }),
     }

@@ -147,8 +147,8 @@ pub async fn drift_evaluate(
                 "open": r.episodes.open,
                 "cleared": r.episodes.cleared,
             }),
-            O::Unchanged { latest_id } => {
-                json!({"recorded": false, "id": latest_id, "reason": "no new data since the latest evaluation"})
+            O::Unchanged { latest } => {
+                json!({"recorded": false, "id": latest.id, "reason": "no new data since the latest evaluation"})
             }
             O::AlreadyRecorded { id } => {
                 json!({"recorded": false, "id": id, "reason": "this window was already evaluated"})
