@@ -111,3 +111,52 @@ pub struct RetrainJob {
     /// Optimistic-locking version of this record.
     pub version: u64,
 }
+
+impl RetrainJob {
+    /// A job that starts now: running in `phase`, nothing produced yet, record version 1.
+    #[allow(clippy::too_many_arguments)]
+    pub fn started(
+        id: String,
+        phase: &str,
+        trigger: &str,
+        requested_by: &str,
+        now: OffsetDateTime,
+        reviewed_count: u64,
+        parent_version: Option<String>,
+        epochs: u32,
+    ) -> Self {
+        RetrainJob {
+            id,
+            status: JobStatus::Running,
+            phase: phase.into(),
+            trigger: trigger.into(),
+            requested_by: requested_by.into(),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            reviewed_count,
+            parent_version,
+            snapshot_id: None,
+            snapshot: None,
+            epochs,
+            progress: Vec::new(),
+            candidate_version: None,
+            gate: None,
+            promoted: false,
+            error: None,
+            log_tail: Vec::new(),
+            version: 1,
+        }
+    }
+
+    /// This job as failed at `now` with `error` (to store with the current `version`).
+    pub fn failed(&self, error: String, now: OffsetDateTime) -> Self {
+        RetrainJob {
+            status: JobStatus::Failed,
+            error: Some(error),
+            finished_at: Some(now),
+            updated_at: now,
+            ..self.clone()
+        }
+    }
+}

@@ -223,28 +223,16 @@ fn event(id: &str, entity: &str, after: &str) -> opti_core::AuditEvent {
 
 fn job(id: &str) -> opti_core::retrain::RetrainJob {
     let now = time::OffsetDateTime::now_utc();
-    opti_core::retrain::RetrainJob {
-        id: id.to_owned(),
-        status: opti_core::retrain::JobStatus::Running,
-        phase: "snapshot".into(),
-        trigger: "manual".into(),
-        requested_by: "admin:a".into(),
-        created_at: now,
-        updated_at: now,
-        finished_at: None,
-        reviewed_count: 0,
-        parent_version: None,
-        snapshot_id: None,
-        snapshot: None,
-        epochs: 1,
-        progress: Vec::new(),
-        candidate_version: None,
-        gate: None,
-        promoted: false,
-        error: None,
-        log_tail: Vec::new(),
-        version: 1,
-    }
+    opti_core::retrain::RetrainJob::started(
+        id.to_owned(),
+        "snapshot",
+        "manual",
+        "admin:a",
+        now,
+        0,
+        None,
+        1,
+    )
 }
 
 /// The `job` attribute of the lock item, `None` when no lock is held.

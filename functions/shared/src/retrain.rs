@@ -29,7 +29,7 @@ use axum::routing::{get, post};
 use axum::Extension;
 use axum::{Json, Router};
 use opti_api::learning::snapshot::{read_manifest, reviewed_inspections, write_snapshot};
-use opti_api::learning::{job_view, LearningOptions};
+use opti_api::learning::{job_event, job_view, LearningOptions};
 use opti_api::routes::retrain::{JobList, JobListParams};
 use opti_api::{ApiError, ApiResult, AppState, Caller};
 use opti_core::ports::{RetrainJobStore, StoreError};
@@ -266,33 +266,25 @@ pub async fn dispatch(r: &Retrainer, actor: &str, trigger: &str) -> ApiResult<Re
             Some(&existing),
         ));
     }
-    let now = state.now();
     let job = RetrainJob {
-        id: name.clone(),
-        status: JobStatus::Running,
-        phase: "train".into(),
-        trigger: trigger.into(),
-        requested_by: actor.into(),
-        created_at: now,
-        updated_at: now,
-        finished_at: None,
-        reviewed_count: reviewed,
-        parent_version: Some(parent.clone()),
         snapshot_id: Some(snap.id.clone()),
         snapshot: Some(snap.counts.clone()),
-        epochs: settings.options.epochs,
-        progress: Vec::new(),
-        candidate_version: None,
-        gate: None,
-        promoted: false,
-        error: None,
-        log_tail: Vec::new(),
-        version: 1,
+        ..RetrainJob::started(
+            name.clone(),
+            "train",
+            trigger,
+            actor,
+            state.now(),
+            reviewed,
+            Some(parent.clone()),
+            settings.options.epochs,
+        )
     };
-    let event = state.audit_event(
+    let event = job_event(
+        state,
         actor,
         AuditAction::RetrainStarted,
-        &format!("retrain/{name}"),
+        &job,
         None,
         Some(job_view(&job)),
     );
@@ -453,15 +445,12 @@ pub async fn fail_job(r: &Retrainer, job: &RetrainJob, message: &str, actor: &st
     if current.status != JobStatus::Running {
         return;
     }
-    let mut next = current.clone();
-    next.status = JobStatus::Failed;
-    next.error = Some(message.to_string());
-    next.finished_at = Some(r.state.now());
-    next.updated_at = r.state.now();
-    let event = r.state.audit_event(
+    let next = current.failed(message.to_string(), r.state.now());
+    let event = job_event(
+        &r.state,
         actor,
         AuditAction::RetrainFailed,
-        &format!("retrain/{}", job.id),
+        &next,
         Some(job_view(&current)),
         Some(job_view(&next)),
     );

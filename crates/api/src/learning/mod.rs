@@ -87,7 +87,7 @@ fn job_id(now: OffsetDateTime) -> String {
 }
 
 /// An audit event of `job` (entity `retrain/{id}`).
-fn job_event(
+pub fn job_event(
     state: &AppState,
     actor: &str,
     action: AuditAction,
@@ -130,28 +130,16 @@ pub async fn dispatch(state: &AppState, actor: &str, trigger: &str) -> ApiResult
         });
     }
     let now = state.now();
-    let job = RetrainJob {
-        id: job_id(now),
-        status: JobStatus::Running,
-        phase: "snapshot".into(),
-        trigger: trigger.into(),
-        requested_by: actor.into(),
-        created_at: now,
-        updated_at: now,
-        finished_at: None,
-        reviewed_count: reviewed,
-        parent_version: state.ports.models.active_model().await?,
-        snapshot_id: None,
-        snapshot: None,
-        epochs: learning.options.epochs,
-        progress: Vec::new(),
-        candidate_version: None,
-        gate: None,
-        promoted: false,
-        error: None,
-        log_tail: Vec::new(),
-        version: 1,
-    };
+    let job = RetrainJob::started(
+        job_id(now),
+        "snapshot",
+        trigger,
+        actor,
+        now,
+        reviewed,
+        state.ports.models.active_model().await?,
+        learning.options.epochs,
+    );
     let event = job_event(
         state,
         actor,
@@ -209,14 +197,13 @@ pub async fn recover_interrupted_jobs(state: &AppState) -> ApiResult<usize> {
         if job.status != JobStatus::Running {
             continue;
         }
-        let mut next = job.clone();
-        next.status = JobStatus::Failed;
-        next.error = Some(format!(
-            "interrupted: the service stopped during the `{}` phase; the active model was not changed",
-            job.phase
-        ));
-        next.finished_at = Some(state.now());
-        next.updated_at = state.now();
+        let next = job.failed(
+            format!(
+                "interrupted: the service stopped during the `{}` phase; the active model was not changed",
+                job.phase
+            ),
+            state.now(),
+        );
         let event = job_event(
             state,
             "system:restart",

@@ -200,28 +200,16 @@ pub async fn audited_config_put_stores_both_and_stale_put_stores_neither(
 }
 
 fn job(id: &str, created_at: time::OffsetDateTime) -> RetrainJob {
-    RetrainJob {
-        id: id.to_owned(),
-        status: JobStatus::Running,
-        phase: "snapshot".into(),
-        trigger: "manual".into(),
-        requested_by: "admin:a".into(),
+    RetrainJob::started(
+        id.to_owned(),
+        "snapshot",
+        "manual",
+        "admin:a",
         created_at,
-        updated_at: created_at,
-        finished_at: None,
-        reviewed_count: 12,
-        parent_version: Some("v1".into()),
-        snapshot_id: None,
-        snapshot: None,
-        epochs: 1,
-        progress: Vec::new(),
-        candidate_version: None,
-        gate: None,
-        promoted: false,
-        error: None,
-        log_tail: Vec::new(),
-        version: 1,
-    }
+        12,
+        Some("v1".into()),
+        1,
+    )
 }
 
 /// A job is created only while none runs (`Conflict` with the running one otherwise);
