@@ -433,6 +433,13 @@ fn bench_ort(args: &BenchArgs, model: &Path, dir: &Path, count: usize) -> Result
 /// Picks one stage's spread out of a report.
 type StageOf = fn(&Report) -> Spread;
 
+/// The value for thread count `n` in a `(count, value)` list, NaN when not measured.
+fn lookup(list: &[(usize, f64)], n: usize) -> f64 {
+    list.iter()
+        .find(|(m, _)| *m == n)
+        .map_or(f64::NAN, |(_, v)| *v)
+}
+
 /// Rows of the table: label and one value per report.
 fn rows(reports: &[Report]) -> Vec<(String, Vec<f64>)> {
     let all = |f: &dyn Fn(&Report) -> f64| reports.iter().map(f).collect::<Vec<_>>();
@@ -471,12 +478,7 @@ fn rows(reports: &[Report]) -> Vec<(String, Vec<f64>)> {
         .first()
         .map(|t| t.workers.iter().map(|(n, _)| *n).collect())
         .unwrap_or_default();
-    let ips = |x: &Report, n: usize| {
-        x.workers
-            .iter()
-            .find(|(m, _)| *m == n)
-            .map_or(f64::NAN, |(_, v)| *v)
-    };
+    let ips = |x: &Report, n: usize| lookup(&x.workers, n);
     for &n in &workers {
         r.push((format!("images/s, {n} worker(s)"), all(&|x| ips(x, n))));
     }
@@ -488,11 +490,6 @@ fn rows(reports: &[Report]) -> Vec<(String, Vec<f64>)> {
             ));
         }
     }
-    let lookup = |list: &[(usize, f64)], n: usize| {
-        list.iter()
-            .find(|(m, _)| *m == n)
-            .map_or(f64::NAN, |(_, v)| *v)
-    };
     let intra: Vec<usize> = reports
         .first()
         .map(|t| t.intra.iter().map(|(n, _)| *n).collect())

@@ -70,22 +70,26 @@ fn per_operator_time_of_the_shipped_model() -> TractResult<()> {
     for rewrites in [false, true] {
         let p = plan(&model, rewrites)?;
         profile(&p, 3)?;
-        let by_op = profile(&p, runs)?;
-        let total: Duration = by_op.values().sum();
-        let mut v: Vec<_> = by_op.into_iter().collect();
-        v.sort_by_key(|e| std::cmp::Reverse(e.1));
-        println!(
-            "rewrites {rewrites}: {:.2} ms per run",
-            total.as_secs_f64() * 1000.0 / runs as f64
+        print_slowest(
+            &format!("rewrites {rewrites}"),
+            profile(&p, runs)?,
+            runs,
+            12,
         );
-        for (op, d) in v.iter().take(12) {
-            println!(
-                "  {op:<24} {:>8.3} ms",
-                d.as_secs_f64() * 1000.0 / runs as f64
-            );
-        }
     }
     Ok(())
+}
+
+/// The total and the `top` slowest entries of a profile, in ms per run.
+fn print_slowest(label: &str, by: BTreeMap<String, Duration>, runs: usize, top: usize) {
+    let per_run = |d: Duration| d.as_secs_f64() * 1000.0 / runs as f64;
+    let total: Duration = by.values().sum();
+    let mut v: Vec<_> = by.into_iter().collect();
+    v.sort_by_key(|e| std::cmp::Reverse(e.1));
+    println!("{label}: {:.2} ms per run", per_run(total));
+    for (name, d) in v.iter().take(top) {
+        println!("  {:>8.3} ms  {name}", per_run(*d));
+    }
 }
 
 /// The slowest nodes (with their op and input shapes) of the shipped model's plan.
@@ -112,19 +116,7 @@ fn per_node_time_of_the_shipped_model() -> TractResult<()> {
     } else {
         profile_by(&p, runs, key)?
     };
-    let total: Duration = by_node.values().sum();
-    let mut v: Vec<_> = by_node.into_iter().collect();
-    v.sort_by_key(|e| std::cmp::Reverse(e.1));
-    println!(
-        "{:.2} ms per run",
-        total.as_secs_f64() * 1000.0 / runs as f64
-    );
-    for (node, d) in v.iter().take(25) {
-        println!(
-            "  {:>7.3} ms  {node}",
-            d.as_secs_f64() * 1000.0 / runs as f64
-        );
-    }
+    print_slowest(&format!("{threads} thread(s)"), by_node, runs, 25);
     Ok(())
 }
 
