@@ -216,14 +216,13 @@ impl Detector {
         options: DetectorOptions,
         cache: Option<&Path>,
     ) -> Result<Self, ModelError> {
-        match Self::load_with(onnx, path, options, cache, true) {
-            Ok(detector) => Ok(detector),
+        let mut from = LoadedFrom::Onnx;
+        match Self::load_inner(onnx, path, options, cache, true, &mut from) {
             // A cache that read back but could not be used after all (metadata, input,
             // rewrites, codegen or output it should not have): load from the ONNX,
             // which also rewrites the cache.
-            Err((e, LoadedFrom::Cache)) => {
-                let mut detector =
-                    Self::load_with(onnx, path, options, cache, false).map_err(|(e, _)| e)?;
+            Err(e) if from == LoadedFrom::Cache => {
+                let mut detector = Self::load_inner(onnx, path, options, cache, false, &mut from)?;
                 if let Some(info) = Arc::get_mut(&mut detector.info) {
                     info.cache_note = Some(format!(
                         "cache read back but not usable ({e}); {}",
@@ -232,24 +231,12 @@ impl Detector {
                 }
                 Ok(detector)
             }
-            Err((e, LoadedFrom::Onnx)) => Err(e),
+            result => result,
         }
     }
 
-    /// [`Detector::from_onnx_bytes`], reading the cache only when `read_cache`; an error
-    /// comes with where the graph had come from.
-    fn load_with(
-        onnx: &[u8],
-        path: &Path,
-        options: DetectorOptions,
-        cache: Option<&Path>,
-        read_cache: bool,
-    ) -> Result<Self, (ModelError, LoadedFrom)> {
-        let mut from = LoadedFrom::Onnx;
-        let result = Self::load_inner(onnx, path, options, cache, read_cache, &mut from);
-        result.map_err(|e| (e, from))
-    }
-
+    /// [`Detector::from_onnx_bytes`], reading the cache only when `read_cache`; `from`
+    /// says where the graph came from (also when a later step fails).
     fn load_inner(
         onnx: &[u8],
         path: &Path,
