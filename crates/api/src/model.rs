@@ -75,6 +75,25 @@ impl ModelSlot {
             .map(|dir| dir.join(format!("{}.nnef-cache", sanitise(version))))
     }
 
+    /// Puts a load-optimised copy of `version` obtained elsewhere (e.g. from object
+    /// storage) where the next [`ModelSlot::load`] of that version looks, atomically.
+    /// Nothing is checked here: a copy that does not match is a miss at load time.
+    pub fn install_cache(&self, version: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let (Some(dir), Some(file)) = (&self.cache_dir, self.cache_file(version)) else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut tmp, bytes)?;
+        tmp.persist(file).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// The load-optimised copy of `version` this slot keeps, if any.
+    pub fn cached_copy(&self, version: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.cache_file(version)?).ok()
+    }
+
     /// Loads ONNX bytes (an Ultralytics export) and makes them the active model.
     pub fn load(&self, version: &str, onnx: &[u8]) -> Result<LoadedModel, anyhow::Error> {
         let active = self.load_detached(version, onnx)?;

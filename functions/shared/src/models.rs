@@ -71,9 +71,9 @@ impl ActiveModel {
     /// Puts the load-optimised copy of `version` from S3 where the slot looks for it, if
     /// S3 has one and the slot keeps copies. Any failure just leaves the ONNX load.
     async fn fetch_cache(&self, ports: &Ports, version: &str, key: &str) {
-        let Some(file) = self.slot.cache_file(version) else {
+        if self.slot.cache_file(version).is_none() {
             return;
-        };
+        }
         let bytes = match ports.blobs.get_blob(key).await {
             Ok(bytes) => bytes,
             Err(opti_core::ports::StoreError::NotFound { .. }) => {
@@ -89,32 +89,21 @@ impl ActiveModel {
                 return;
             }
         };
-        let written = tokio::task::spawn_blocking(move || {
-            if let Some(dir) = file.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = file.with_extension(format!("download-{}", std::process::id()));
-            let result = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &file));
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            result
-        })
-        .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(version, "cannot keep the fetched model copy: {e}"),
-            Err(e) => tracing::warn!(version, "cannot keep the fetched model copy: {e}"),
+        let (slot, v) = (self.slot.clone(), version.to_owned());
+        let installed = tokio::task::spawn_blocking(move || slot.install_cache(&v, &bytes))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Err(e) = installed {
+            tracing::warn!(version, "cannot keep the fetched model copy: {e}");
         }
     }
 
     /// Puts the load-optimised copy the slot just wrote for `version` into S3 for the
     /// next cold starts (best effort: a failure is logged).
     async fn share_cache(&self, ports: &Ports, version: &str, key: &str) {
-        let Some(file) = self.slot.cache_file(version) else {
-            return;
-        };
-        let Ok(Ok(bytes)) = tokio::task::spawn_blocking(move || std::fs::read(file)).await else {
+        let (slot, v) = (self.slot.clone(), version.to_owned());
+        let Ok(Some(bytes)) = tokio::task::spawn_blocking(move || slot.cached_copy(&v)).await
+        else {
             return;
         };
         match ports
