@@ -16,7 +16,6 @@ use opti_api::ingest::{
 use opti_api::{AppState, InspectFailure};
 use opti_core::{inspection_id, Status};
 use opti_store::blob_key::validate_key;
-use time::OffsetDateTime;
 
 use crate::models::{ActiveModel, ModelError};
 
@@ -181,7 +180,7 @@ impl Uploader {
         let Some(size) = self.state.ports.blobs.blob_size(&key).await? else {
             return ignore(&key, "the object no longer exists".into());
         };
-        let now = OffsetDateTime::now_utc();
+        let now = self.state.now();
         let base = new_record(
             ingest,
             key.clone(),
