@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use opti_core::ports::BlobStore;
 use opti_store::aws::AwsStore;
 
 #[tokio::main]
@@ -62,49 +63,28 @@ async fn put_if_absent(
     path: &std::path::Path,
     required: bool,
 ) -> anyhow::Result<()> {
-    let s3 = store.s3();
-    match s3
-        .head_object()
-        .bucket(store.bucket())
-        .key(key)
-        .send()
+    let url = format!("s3://{}/{key}", store.bucket());
+    if store
+        .blob_size(key)
         .await
+        .with_context(|| format!("checking {url}"))?
+        .is_some()
     {
-        Ok(_) => {
-            println!("s3://{}/{key} already there, kept", store.bucket());
-            return Ok(());
-        }
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
-        Err(e) => {
-            return Err(
-                anyhow::Error::new(e).context(format!("checking s3://{}/{key}", store.bucket()))
-            )
-        }
+        println!("{url} already there, kept");
+        return Ok(());
     }
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
-            println!(
-                "{} not found, s3://{}/{key} not seeded",
-                path.display(),
-                store.bucket()
-            );
+            println!("{} not found, {url} not seeded", path.display());
             return Ok(());
         }
         Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
     };
-    let size = bytes.len();
-    s3.put_object()
-        .bucket(store.bucket())
-        .key(key)
-        .body(bytes.into())
-        .send()
+    store
+        .put_blob(key, &bytes, "application/octet-stream")
         .await
-        .with_context(|| format!("uploading s3://{}/{key}", store.bucket()))?;
-    println!(
-        "{} -> s3://{}/{key} ({size} bytes)",
-        path.display(),
-        store.bucket()
-    );
+        .with_context(|| format!("uploading {url}"))?;
+    println!("{} -> {url} ({} bytes)", path.display(), bytes.len());
     Ok(())
 }
