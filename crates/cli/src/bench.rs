@@ -303,15 +303,16 @@ fn bench_tract(
     for &t in &args.threads {
         let t = t.max(1);
         for (v, detector) in detectors.iter().enumerate() {
-            let on_t = detector.with_threads(t);
-            reports[v]
-                .intra
-                .push((t, throughput(&on_t, blobs, jobs, 1)?));
-            if t > 1 {
-                reports[v]
-                    .pooled
-                    .push((t, throughput(&on_t, blobs, jobs, t)?));
+            let report = &mut reports[v];
+            if t == 1 {
+                // One image at a time on one thread is the one-worker run above.
+                let one = lookup(&report.workers, 1);
+                report.intra.push((1, one));
+                continue;
             }
+            let on_t = detector.with_threads(t);
+            report.intra.push((t, throughput(&on_t, blobs, jobs, 1)?));
+            report.pooled.push((t, throughput(&on_t, blobs, jobs, t)?));
         }
     }
     for (v, report) in reports.iter_mut().enumerate() {
