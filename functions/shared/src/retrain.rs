@@ -29,13 +29,13 @@ use axum::routing::{get, post};
 use axum::Extension;
 use axum::{Json, Router};
 use opti_api::learning::snapshot::{read_manifest, reviewed_inspections, write_snapshot};
-use opti_api::learning::{job_event, job_view, LearningOptions};
+use opti_api::learning::{job_event, job_view, new_reviews_since, reviewed_count, LearningOptions};
 use opti_api::routes::retrain::{JobList, JobListParams};
 use opti_api::{ApiError, ApiResult, AppState, Caller};
 use opti_core::ports::{RetrainJobStore, StoreError};
 use opti_core::retrain::{JobStatus, RetrainJob};
 use opti_core::snapshot::SplitShares;
-use opti_core::{AuditAction, ClassNames, Status};
+use opti_core::{AuditAction, ClassNames};
 use opti_store::AwsStore;
 
 /// ECR image URI of the trainer container (template parameter `TrainerImageUri`).
@@ -142,11 +142,6 @@ fn conflict(message: impl Into<String>, current: Option<&RetrainJob>) -> ApiErro
 
 fn upstream(what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable(format!("{what}: {e}"))
-}
-
-async fn reviewed_count(state: &AppState) -> ApiResult<u64> {
-    let counts = state.ports.inspections.count_by_status().await?;
-    Ok(counts.get(&Status::Reviewed).copied().unwrap_or(0))
 }
 
 /// The weights a job fine-tunes: the parent's `models/{v}/model.pt`, or for the seeded
@@ -488,14 +483,9 @@ pub async fn scheduled(r: &Retrainer) -> ApiResult<ScheduledRun> {
     if let Some(job) = jobs.first().filter(|j| j.status == JobStatus::Running) {
         return reconcile(r, job).await;
     }
-    let config = r.state.ports.config.get_config().await?.value;
-    let since = jobs.first().map_or(0, |j| j.reviewed_count);
-    let new = reviewed_count(&r.state).await?.saturating_sub(since);
-    if new < u64::from(config.retrain_min) {
-        return Ok(ScheduledRun::NotEnoughReviews {
-            new,
-            min: config.retrain_min,
-        });
+    let (new, min) = new_reviews_since(&r.state, jobs.first()).await?;
+    if new < u64::from(min) {
+        return Ok(ScheduledRun::NotEnoughReviews { new, min });
     }
     match dispatch(r, "system:auto-retrain", "auto").await {
         Ok(job) => Ok(ScheduledRun::Dispatched { job: job.id }),

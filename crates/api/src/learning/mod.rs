@@ -113,9 +113,23 @@ pub fn job_view(job: &RetrainJob) -> serde_json::Value {
 }
 
 /// Reviewed inspections in the store now.
-async fn reviewed_count(state: &AppState) -> ApiResult<u64> {
+/// Reviewed inspections in the store.
+pub async fn reviewed_count(state: &AppState) -> ApiResult<u64> {
     let counts = state.ports.inspections.count_by_status().await?;
     Ok(counts.get(&Status::Reviewed).copied().unwrap_or(0))
+}
+
+/// Reviews that arrived since `last` job started (all of them without one), and the
+/// configured `retrain_min`: the automatic trigger fires when the first reaches the
+/// second.
+pub async fn new_reviews_since(
+    state: &AppState,
+    last: Option<&RetrainJob>,
+) -> ApiResult<(u64, u32)> {
+    let config = state.ports.config.get_config().await?.value;
+    let since = last.map_or(0, |j| j.reviewed_count);
+    let new = reviewed_count(state).await?.saturating_sub(since);
+    Ok((new, config.retrain_min))
 }
 
 /// Starts a job (in the background) and returns it as started. `Conflict` with the
@@ -168,14 +182,12 @@ pub async fn maybe_auto_retrain(state: &AppState) -> ApiResult<Option<RetrainJob
     let Some(learning) = state.learning.clone() else {
         return Ok(None);
     };
-    let config = state.ports.config.get_config().await?.value;
     let last = learning.jobs.list_jobs(1).await?;
     if last.first().is_some_and(|j| j.status == JobStatus::Running) {
         return Ok(None);
     }
-    let since = last.first().map_or(0, |j| j.reviewed_count);
-    let reviewed = reviewed_count(state).await?;
-    if reviewed.saturating_sub(since) < u64::from(config.retrain_min) {
+    let (new, min) = new_reviews_since(state, last.first()).await?;
+    if new < u64::from(min) {
         return Ok(None);
     }
     match dispatch(state, "system:auto-retrain", "auto").await {
