@@ -7,6 +7,7 @@
 //! [`opti_core::ModelOutput`], which `opti_core`'s routing policy turns into a decision.
 
 pub mod cache;
+pub mod conv;
 pub mod decode;
 pub mod detector;
 pub mod letterbox;

@@ -14,8 +14,14 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::nn::Softmax;
+use tract_onnx::tract_core::ops::cast::Cast;
+use tract_onnx::tract_core::ops::cnn::conv::KernelFormat;
+use tract_onnx::tract_core::ops::cnn::Conv;
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::nn::{DataFormat, Silu, Softmax};
 use tract_onnx::tract_core::optim::Optimizer;
+
+use crate::conv::{ConvShape, DirectConv};
 
 /// Softmax of f32 values along one axis that is not the last one, evaluated on
 /// contiguous runs (see the module documentation). Same output as tract's `Softmax`
@@ -115,11 +121,272 @@ pub fn softmax_blocks(data: &mut [f32], n: usize, inner: usize) {
     }
 }
 
+/// A convolution run by the project's [`DirectConv`] (bias and optionally the SiLU that
+/// followed it fused in). Input `[1, cin, h, w]` f32 or, without the batch axis (tract's
+/// `CHW`), `[cin, h, w]`; output `[1, cout, oh, ow]` or `[cout, oh, ow]` (a removal of
+/// the batch axis between the convolution and its SiLU is fused in too).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OptiConv {
+    /// The planned convolution with its packed weights.
+    pub conv: Arc<DirectConv>,
+    /// Whether the input has the leading batch axis of 1.
+    pub batch: bool,
+    /// Whether the output has it.
+    pub out_batch: bool,
+}
+
+impl OptiConv {
+    fn shapes(&self) -> (TVec<usize>, TVec<usize>) {
+        let s = self.conv.shape();
+        let (oh, ow) = self.conv.output_hw();
+        let (mut input, mut output) = (tvec![s.cin, s.h, s.w], tvec![s.cout, oh, ow]);
+        if self.batch {
+            input.insert(0, 1);
+        }
+        if self.out_batch {
+            output.insert(0, 1);
+        }
+        (input, output)
+    }
+}
+
+impl Op for OptiConv {
+    fn name(&self) -> StaticName {
+        "OptiConv".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        let s = self.conv.shape();
+        Ok(vec![format!(
+            "{}->{} {}x{} stride {} pad {:?} on {}x{}{}",
+            s.cin,
+            s.cout,
+            s.kh,
+            s.kw,
+            s.stride,
+            s.pad,
+            s.h,
+            s.w,
+            if self.conv.silu() { ", SiLU" } else { "" }
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for OptiConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let (_, output_shape) = self.shapes();
+        let plain = input.try_as_plain_ram()?;
+        let data = plain.as_slice::<f32>()?;
+        // SAFETY: `DirectConv::run` writes every one of the `cout × oh × ow` values (or
+        // returns an error, and the tensor is dropped unread).
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&output_shape)? };
+        {
+            let mut plain_out = out.try_as_plain_ram_mut()?;
+            self.conv
+                .run(data, plain_out.as_slice_mut::<f32>()?)
+                .map_err(|e| format_err!("{e}"))?;
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for OptiConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let (input_shape, output_shape) = self.shapes();
+        ensure!(
+            inputs[0].datum_type == f32::datum_type()
+                && inputs[0].shape.as_concrete() == Some(&input_shape[..]),
+            "OptiConv expects f32 {input_shape:?}, got {:?}",
+            inputs[0]
+        );
+        Ok(tvec!(f32::fact(output_shape)))
+    }
+
+    as_op!();
+}
+
+/// The constant value of `outlet` as f32, also through a `Cast` of a constant (the
+/// model cache is read without a second declutter, which would fold those).
+fn constant_f32(model: &TypedModel, outlet: OutletId) -> TractResult<Option<Arc<Tensor>>> {
+    let value = match &model.outlet_fact(outlet)?.konst {
+        Some(k) => Some(k.clone()),
+        None => {
+            let node = &model.nodes[outlet.node];
+            match node.op_as::<Cast>() {
+                Some(_) if node.inputs.len() == 1 => {
+                    model.outlet_fact(node.inputs[0])?.konst.clone()
+                }
+                _ => None,
+            }
+        }
+    };
+    Ok(match value {
+        Some(v) if v.datum_type() == f32::datum_type() => Some(v),
+        Some(v) if v.datum_type().is_float() => {
+            Some(v.cast_to::<f32>()?.into_owned().into_arc_tensor())
+        }
+        _ => None,
+    })
+}
+
+/// The [`OptiConv`] for a tract `Conv` node, when it is one this project runs: f32,
+/// NCHW with batch 1 or CHW, group 1, OIHW constant kernel and bias, 2-D, no dilation,
+/// equal strides of 1 or 2.
+fn plan_direct_conv(
+    model: &TypedModel,
+    node: &TypedNode,
+    silu: bool,
+) -> TractResult<Option<OptiConv>> {
+    let Some(conv) = node.op_as::<Conv>() else {
+        return Ok(None);
+    };
+    let spec = &conv.pool_spec;
+    if conv.q_params.is_some()
+        || conv.group != 1
+        || conv.kernel_fmt != KernelFormat::OIHW
+        || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
+        || spec.rank() != 2
+        || spec.dilations().iter().any(|d| *d != 1)
+        || node.inputs.len() != 3
+    {
+        return Ok(None);
+    }
+    let strides = spec.strides();
+    if strides[0] != strides[1] || !(1..=2).contains(&strides[0]) {
+        return Ok(None);
+    }
+    let input = model.outlet_fact(node.inputs[0])?;
+    let batch = spec.data_format == DataFormat::NCHW;
+    let (cin, h, w) = match input.shape.as_concrete() {
+        Some(&[1, cin, h, w]) if batch => (cin, h, w),
+        Some(&[cin, h, w]) if !batch => (cin, h, w),
+        _ => return Ok(None),
+    };
+    if input.datum_type != f32::datum_type() {
+        return Ok(None);
+    }
+    let (Some(kernel), Some(bias)) = (
+        constant_f32(model, node.inputs[1])?,
+        constant_f32(model, node.inputs[2])?,
+    ) else {
+        return Ok(None);
+    };
+    if kernel.datum_type() != f32::datum_type() || bias.datum_type() != f32::datum_type() {
+        return Ok(None);
+    }
+    let &[cout, kcin, kh, kw] = kernel.shape() else {
+        return Ok(None);
+    };
+    if kcin != cin {
+        return Ok(None);
+    }
+    let bias: Vec<f32> = match bias.len() {
+        n if n == cout => bias.try_as_plain_ram()?.as_slice::<f32>()?.to_vec(),
+        1 => vec![bias.try_as_plain_ram()?.as_slice::<f32>()?[0]; cout],
+        _ => return Ok(None),
+    };
+    let padding = spec.computed_padding(&[h, w]);
+    let shape = ConvShape {
+        cin,
+        cout,
+        h,
+        w,
+        kh,
+        kw,
+        stride: strides[0],
+        pad: [
+            padding[0].pad_before,
+            padding[1].pad_before,
+            padding[0].pad_after,
+            padding[1].pad_after,
+        ],
+    };
+    if shape.output() != (padding[0].convoluted, padding[1].convoluted) {
+        return Ok(None);
+    }
+    let weights = kernel.try_as_plain_ram()?;
+    Ok(
+        DirectConv::new(shape, weights.as_slice::<f32>()?, &bias, silu)
+            .ok()
+            .map(|conv| OptiConv {
+                conv: Arc::new(conv),
+                batch,
+                out_batch: batch,
+            }),
+    )
+}
+
+/// Replaces every convolution [`plan_direct_conv`] accepts by [`OptiConv`], with the
+/// SiLU that is its only successor fused in. Only where the SIMD kernel runs (x86-64
+/// with AVX2 and FMA): elsewhere tract's own kernels are faster than the portable path.
+pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<usize> {
+    if !crate::conv::simd_available() {
+        return Ok(0);
+    }
+    let mut count = 0;
+    let candidates: Vec<usize> = model
+        .nodes
+        .iter()
+        .filter(|n| n.op_is::<Conv>())
+        .map(|n| n.id)
+        .collect();
+    for id in candidates {
+        let node = &model.nodes[id];
+        let is_silu = |n: &TypedNode| {
+            n.op_as::<ElementWiseOp>()
+                .is_some_and(|op| op.0.is::<Silu>())
+        };
+        let not_output = |n: &TypedNode| !model.outputs.contains(&OutletId::new(n.id, 0));
+        // What follows the convolution and is fused in: a SiLU, or a removal of the
+        // batch axis and then a SiLU; each the only successor of the one before.
+        let mut fused: TVec<usize> = tvec![];
+        if let Some(next) = model.single_succ(id)?.filter(|_| not_output(node)) {
+            if is_silu(next) {
+                fused.push(next.id);
+            } else if next.op_as::<AxisOp>() == Some(&AxisOp::Rm(0)) && not_output(next) {
+                if let Some(silu) = model.single_succ(next.id)?.filter(|n| is_silu(n)) {
+                    fused.push(next.id);
+                    fused.push(silu.id);
+                }
+            }
+        }
+        let Some(mut conv) = plan_direct_conv(model, node, !fused.is_empty())? else {
+            continue;
+        };
+        if fused.len() == 2 {
+            if !conv.batch {
+                continue;
+            }
+            conv.out_batch = false;
+        }
+        let replaced = OutletId::new(fused.last().copied().unwrap_or(id), 0);
+        let input = node.inputs[0];
+        let name = node.name.clone();
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, input)?;
+        let y = patch.wire_node(name, conv, &[x])?[0];
+        patch.shunt_outside(model, replaced, y)?;
+        patch.apply(model)?;
+        count += 1;
+    }
+    if count > 0 {
+        model.compact()?;
+    }
+    Ok(count)
+}
+
 /// What [`speed_up`] changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RewriteReport {
     /// Softmax nodes on a non-last axis replaced by [`AxisSoftmax`].
     pub softmaxes: usize,
+    /// Convolutions replaced by [`OptiConv`].
+    pub convolutions: usize,
 }
 
 /// tract's declutter, without the `ConcatThenEinsum` pass.
@@ -152,6 +419,7 @@ pub fn speed_up(model: &mut TypedModel) -> TractResult<RewriteReport> {
             _ => {}
         }
     }
+    report.convolutions = direct_convolutions(model)?;
     Ok(report)
 }
 

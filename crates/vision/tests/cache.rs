@@ -68,6 +68,7 @@ fn the_cache_is_written_on_first_load_and_used_on_the_next() {
     assert_eq!(second.info().names, first.info().names);
     assert_eq!(second.info().metadata, first.info().metadata);
     assert_eq!(second.info().layout, first.info().layout);
+    assert_eq!(second.info().rewrites, first.info().rewrites);
     let d = max_diff(&output(&first), &output(&second));
     assert!(d <= 1e-4, "cached model answers differently: {d}");
     // No temporary file is left behind by the atomic write.

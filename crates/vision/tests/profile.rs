@@ -550,3 +550,81 @@ fn nnef_read_phases() -> TractResult<()> {
     }
     Ok(())
 }
+
+/// The project's direct convolution (`opti_vision::conv`) at the shipped model's
+/// convolution shapes, to compare with `per_node_time_of_the_shipped_model`.
+#[test]
+#[ignore = "measuring tool"]
+fn direct_conv_at_conv_shapes() {
+    use opti_vision::conv::{ConvShape, DirectConv};
+    let s3 = |cin, cout, h, stride| ConvShape {
+        cin,
+        cout,
+        h,
+        w: h,
+        kh: 3,
+        kw: 3,
+        stride,
+        pad: [1; 4],
+    };
+    let silu: bool = std::env::var("SILU").is_ok();
+    for (label, shape) in [
+        ("model.0 3->16 s2 @320", s3(3, 16, 320, 2)),
+        ("model.1 16->32 s2 @160", s3(16, 32, 160, 2)),
+        ("model.3 64->64 s2 @80", s3(64, 64, 80, 2)),
+        ("model.5 128->128 s2 @40", s3(128, 128, 40, 2)),
+        ("model.7 128->256 s2 @20", s3(128, 256, 20, 2)),
+        ("cv2.0.0 64->64 @40", s3(64, 64, 40, 1)),
+        ("m.0.cv1 16->8 @80", s3(16, 8, 80, 1)),
+        (
+            "1x1 48->64 @80",
+            ConvShape {
+                kh: 1,
+                kw: 1,
+                pad: [0; 4],
+                ..s3(48, 64, 80, 1)
+            },
+        ),
+        (
+            "1x1 32->32 @80",
+            ConvShape {
+                kh: 1,
+                kw: 1,
+                pad: [0; 4],
+                ..s3(32, 32, 80, 1)
+            },
+        ),
+        (
+            "1x1 256->256 @10",
+            ConvShape {
+                kh: 1,
+                kw: 1,
+                pad: [0; 4],
+                ..s3(256, 256, 10, 1)
+            },
+        ),
+    ] {
+        let k = shape.cin * shape.kh * shape.kw;
+        let weights: Vec<f32> = (0..shape.cout * k)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
+        let bias = vec![0.1f32; shape.cout];
+        let conv = DirectConv::new(shape, &weights, &bias, silu).expect("plan");
+        let (oh, ow) = conv.output_hw();
+        let input = vec![0.5f32; shape.cin * shape.h * shape.w];
+        let mut out = vec![0f32; shape.cout * oh * ow];
+        for _ in 0..5 {
+            conv.run(&input, &mut out).expect("run");
+        }
+        let runs = 50;
+        let t = Instant::now();
+        for _ in 0..runs {
+            conv.run(&input, &mut out).expect("run");
+        }
+        let ms = t.elapsed().as_secs_f64() * 1000.0 / runs as f64;
+        println!(
+            "{label:<26} {ms:.3} ms, {:.0} GMAC/s",
+            conv.macs() as f64 / ms / 1e6
+        );
+    }
+}

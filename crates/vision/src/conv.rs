@@ -1,0 +1,885 @@
+//! A direct f32 convolution for the shapes of YOLO's dense convolutions (NCHW tensors,
+//! batch 1, group 1, any kernel size, stride 1 or 2, explicit zero padding), with the
+//! bias and optionally the SiLU activation applied while the output tile is still in
+//! registers. What onnxruntime's lead over tract on YOLO11n is made of (its "NCHWc"
+//! convolutions, docs/BENCHMARKS.md, issue 10), inside one op:
+//!
+//! - The input is *staged* once per run into a zero-padded, channel-blocked layout
+//!   (`[channel block][row][column][8 channels]`): the 8 channels of one pixel are
+//!   contiguous, and so is a row of pixels.
+//! - The AVX2/FMA kernel holds 16 output channels (two vectors) × 6 output pixels of
+//!   one row in 12 registers. For each input channel of each kernel tap it loads the
+//!   two weight vectors (packed once, when the plan is built, in the order the kernel
+//!   reads them) and broadcasts the 6 pixels' input values, which all lie in one short
+//!   run of the staged row: the input a tile reads is a few KB that stay in L1, and the
+//!   weights stream sequentially.
+//! - The result is written channel-blocked too and turned back into NCHW at the end.
+//!
+//! Everything the kernel reads or writes is inside buffers whose sizes are checked when
+//! the plan is built and when it runs; the kernel is `unsafe` only for the SIMD loads
+//! and stores at those offsets. Where AVX2/FMA are missing, a scalar path computes the
+//! same from the same layout (tests, other CPUs).
+
+use std::fmt;
+
+/// f32 lanes per AVX2 vector, and channels per block.
+const LANES: usize = 8;
+/// Output pixels per kernel tile.
+const XB: usize = 6;
+/// Output channel blocks per kernel tile (2 × 8 = 16 channels).
+const OB: usize = 2;
+
+/// The static description of one convolution: shapes, stride and padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConvShape {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride, the same on both axes.
+    pub stride: usize,
+    /// Zero padding: top, left, bottom, right.
+    pub pad: [usize; 4],
+}
+
+impl ConvShape {
+    fn padded(&self) -> (usize, usize) {
+        (
+            self.h + self.pad[0] + self.pad[2],
+            self.w + self.pad[1] + self.pad[3],
+        )
+    }
+
+    /// Output height and width.
+    pub fn output(&self) -> (usize, usize) {
+        let (hp, wp) = self.padded();
+        (
+            (hp.saturating_sub(self.kh)) / self.stride + 1,
+            (wp.saturating_sub(self.kw)) / self.stride + 1,
+        )
+    }
+}
+
+/// Why a convolution cannot be planned or run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvPlanError(String);
+
+impl fmt::Display for ConvPlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConvPlanError {}
+
+/// Per-thread buffers reused from run to run (a fresh allocation of a few hundred KB per
+/// run is a fresh mapping whose page faults cost as much as the arithmetic).
+#[derive(Default)]
+struct Scratch {
+    /// The staged (padded, channel-blocked) input.
+    staged: Vec<f32>,
+    /// The channel-blocked output.
+    blocked: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// A convolution ready to run: packed weights and the checked geometry.
+#[derive(Clone, PartialEq)]
+pub struct DirectConv {
+    shape: ConvShape,
+    silu: bool,
+    out_h: usize,
+    out_w: usize,
+    /// Output row width rounded up to whole tiles of [`XB`] pixels.
+    out_w_tiles: usize,
+    /// Staged input: channel blocks, rows and columns (columns cover every tile's reads).
+    in_blocks: usize,
+    staged_h: usize,
+    staged_w: usize,
+    /// Output channel blocks, rounded up to whole tiles of [`OB`] blocks.
+    out_blocks: usize,
+    /// Weights in the kernel's reading order: `[tile of 16 out][in block][ky][kx][in
+    /// channel of the block][16 out]`, zero for output channels past `cout`.
+    packed: Vec<f32>,
+    /// Bias per output channel, zero past `cout`.
+    bias: Vec<f32>,
+    /// For each (input block, ky, kx) in the kernel's order: the offset of its first
+    /// value from a tile's origin in the staged input, and the block's channel count.
+    taps: Vec<(usize, usize)>,
+}
+
+impl fmt::Debug for DirectConv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirectConv")
+            .field("shape", &self.shape)
+            .field("silu", &self.silu)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::hash::Hash for DirectConv {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.shape.hash(state);
+        self.silu.hash(state);
+        self.packed.len().hash(state);
+    }
+}
+
+impl Eq for DirectConv {}
+
+impl DirectConv {
+    /// Plans a convolution with `weights` in OIHW order (`cout × cin × kh × kw`) and one
+    /// `bias` per output channel; `silu` applies `x · sigmoid(x)` to the result.
+    pub fn new(
+        shape: ConvShape,
+        weights: &[f32],
+        bias: &[f32],
+        silu: bool,
+    ) -> Result<DirectConv, ConvPlanError> {
+        let ConvShape {
+            cin,
+            cout,
+            kh,
+            kw,
+            stride,
+            ..
+        } = shape;
+        let err = |m: String| Err(ConvPlanError(m));
+        if cin == 0 || cout == 0 || kh == 0 || kw == 0 || !(1..=2).contains(&stride) {
+            return err(format!("unsupported convolution {shape:?}"));
+        }
+        let (hp, wp) = shape.padded();
+        if hp < kh || wp < kw {
+            return err(format!("kernel larger than the padded input: {shape:?}"));
+        }
+        if weights.len() != cout * cin * kh * kw {
+            return err(format!(
+                "{} weights for {cout}×{cin}×{kh}×{kw}",
+                weights.len()
+            ));
+        }
+        if bias.len() != cout {
+            return err(format!("{} biases for {cout} output channels", bias.len()));
+        }
+        let (out_h, out_w) = shape.output();
+        let out_w_tiles = out_w.div_ceil(XB) * XB;
+        let in_blocks = cin.div_ceil(LANES);
+        // The last tile of a row reads up to column (out_w_tiles - 1) * stride + kw - 1.
+        let staged_w = wp.max((out_w_tiles - 1) * stride + kw);
+        let staged_h = hp;
+        let out_blocks = cout.div_ceil(LANES * OB) * OB;
+        let tiles = out_blocks / OB;
+        let mut packed = Vec::with_capacity(tiles * cin * kh * kw * OB * LANES);
+        for t in 0..tiles {
+            for b in 0..in_blocks {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        for c in b * LANES..(b * LANES + LANES).min(cin) {
+                            for j in 0..OB * LANES {
+                                let o = t * OB * LANES + j;
+                                packed.push(if o < cout {
+                                    weights[((o * cin + c) * kh + ky) * kw + kx]
+                                } else {
+                                    0.0
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut padded_bias = vec![0f32; out_blocks * LANES];
+        padded_bias[..cout].copy_from_slice(bias);
+        let mut taps = Vec::with_capacity(in_blocks * kh * kw);
+        for b in 0..in_blocks {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    taps.push((
+                        ((b * staged_h + ky) * staged_w + kx) * LANES,
+                        (cin - b * LANES).min(LANES),
+                    ));
+                }
+            }
+        }
+        Ok(DirectConv {
+            shape,
+            silu,
+            out_h,
+            out_w,
+            out_w_tiles,
+            in_blocks,
+            staged_h,
+            staged_w,
+            out_blocks,
+            packed,
+            bias: padded_bias,
+            taps,
+        })
+    }
+
+    /// The convolution's shape.
+    pub fn shape(&self) -> ConvShape {
+        self.shape
+    }
+
+    /// Whether SiLU is applied to the output.
+    pub fn silu(&self) -> bool {
+        self.silu
+    }
+
+    /// Output height and width.
+    pub fn output_hw(&self) -> (usize, usize) {
+        (self.out_h, self.out_w)
+    }
+
+    /// Multiply-accumulates per run.
+    pub fn macs(&self) -> usize {
+        let s = &self.shape;
+        s.cout * s.cin * s.kh * s.kw * self.out_h * self.out_w
+    }
+
+    /// Packed weights per tile of 16 output channels.
+    fn tile_weights(&self) -> usize {
+        let s = &self.shape;
+        s.cin * s.kh * s.kw * OB * LANES
+    }
+
+    fn staged_len(&self) -> usize {
+        self.in_blocks * self.staged_h * self.staged_w * LANES
+    }
+
+    fn blocked_len(&self) -> usize {
+        self.out_blocks * self.out_h * self.out_w_tiles * LANES
+    }
+
+    /// Copies the input into the zero-padded, channel-blocked layout.
+    fn stage(&self, input: &[f32], staged: &mut [f32]) {
+        let ConvShape { cin, h, w, pad, .. } = self.shape;
+        assert!(input.len() >= cin * h * w && staged.len() >= self.staged_len());
+        let (sh, sw) = (self.staged_h, self.staged_w);
+        let whole = if simd_available() {
+            w / LANES * LANES
+        } else {
+            0
+        };
+        for b in 0..self.in_blocks {
+            let channels = (cin - b * LANES).min(LANES);
+            let block = &mut staged[b * sh * sw * LANES..(b + 1) * sh * sw * LANES];
+            // Only the padding is zeroed: top and bottom rows, left and right columns.
+            block[..pad[0] * sw * LANES].fill(0.0);
+            block[(pad[0] + h) * sw * LANES..].fill(0.0);
+            for y in 0..h {
+                let row = &mut block[(y + pad[0]) * sw * LANES..(y + pad[0] + 1) * sw * LANES];
+                row[..pad[1] * LANES].fill(0.0);
+                row[(pad[1] + w) * LANES..].fill(0.0);
+                let row = &mut row[pad[1] * LANES..(pad[1] + w) * LANES];
+                let first = input.get(((b * LANES) * h + y) * w..).unwrap_or_default();
+                #[cfg(target_arch = "x86_64")]
+                for x in (0..whole).step_by(LANES) {
+                    // SAFETY: AVX2 was detected (`whole` is 0 otherwise); reads channels
+                    // b·8 .. b·8 + channels, row y, columns x .. x + 8 <= w of `input`
+                    // (asserted size), writes pixels x .. x + 8 of this row slice.
+                    unsafe {
+                        avx::block_8x8(
+                            first.as_ptr().add(x),
+                            h * w,
+                            channels,
+                            row.as_mut_ptr().add(x * LANES),
+                        )
+                    };
+                }
+                for x in whole..w {
+                    for c in 0..LANES {
+                        row[x * LANES + c] = if c < channels {
+                            input[((b * LANES + c) * h + y) * w + x]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the channel-blocked result into NCHW `output`.
+    fn unblock(&self, blocked: &[f32], output: &mut [f32]) {
+        let (oh, ow) = (self.out_h, self.out_w);
+        let cout = self.shape.cout;
+        assert!(output.len() >= cout * oh * ow && blocked.len() >= self.blocked_len());
+        #[cfg(target_arch = "x86_64")]
+        if simd_available() {
+            let whole = ow / LANES * LANES;
+            for b in 0..cout.div_ceil(LANES) {
+                let channels = (cout - b * LANES).min(LANES);
+                for y in 0..oh {
+                    let src = ((b * oh + y) * self.out_w_tiles) * LANES;
+                    for x in (0..whole).step_by(LANES) {
+                        // SAFETY: AVX2 was detected; reads 8 pixels × 8 channels of block
+                        // b, row y, from pixel x (x + 8 <= out_w <= out_w_tiles); writes
+                        // channels b·8 .. b·8 + channels of row y, columns x .. x + 8 of
+                        // `output`; both sizes asserted above.
+                        unsafe {
+                            avx::unblock_8x8(
+                                blocked.as_ptr().add(src + x * LANES),
+                                channels,
+                                output.as_mut_ptr().add(((b * LANES) * oh + y) * ow + x),
+                                oh * ow,
+                            )
+                        };
+                    }
+                    for x in whole..ow {
+                        for c in 0..channels {
+                            output[((b * LANES + c) * oh + y) * ow + x] =
+                                blocked[src + x * LANES + c];
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        for (o, plane) in output.chunks_exact_mut(oh * ow).enumerate() {
+            let (b, lane) = (o / LANES, o % LANES);
+            for (y, row) in plane.chunks_exact_mut(ow).enumerate() {
+                let start = ((b * oh + y) * self.out_w_tiles) * LANES + lane;
+                for (d, v) in row.iter_mut().zip(blocked[start..].iter().step_by(LANES)) {
+                    *d = *v;
+                }
+            }
+        }
+    }
+
+    /// Runs the convolution: `input` is `cin × h × w`, `output` is `cout × out_h × out_w`.
+    pub fn run(&self, input: &[f32], output: &mut [f32]) -> Result<(), ConvPlanError> {
+        let s = &self.shape;
+        if input.len() != s.cin * s.h * s.w {
+            return Err(ConvPlanError(format!(
+                "input has {} values, expected {}",
+                input.len(),
+                s.cin * s.h * s.w
+            )));
+        }
+        if output.len() != s.cout * self.out_h * self.out_w {
+            return Err(ConvPlanError(format!(
+                "output has {} values, expected {}",
+                output.len(),
+                s.cout * self.out_h * self.out_w
+            )));
+        }
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let Scratch { staged, blocked } = &mut *scratch;
+            staged.clear();
+            staged.resize(self.staged_len(), 0.0);
+            self.stage(input, staged);
+            blocked.clear();
+            blocked.resize(self.blocked_len(), 0.0);
+            self.compute(staged, blocked);
+            self.unblock(blocked, output);
+        });
+        Ok(())
+    }
+
+    /// Fills the channel-blocked output from the staged input.
+    fn compute(&self, staged: &[f32], blocked: &mut [f32]) {
+        // The plan's invariants, which the SIMD kernel's reads and writes rely on.
+        assert!(staged.len() >= self.staged_len() && blocked.len() >= self.blocked_len());
+        assert!(self.staged_w >= (self.out_w_tiles - 1) * self.shape.stride + self.shape.kw);
+        assert!(self.staged_h >= (self.out_h - 1) * self.shape.stride + self.shape.kh);
+        #[cfg(target_arch = "x86_64")]
+        if simd_available() {
+            for y in 0..self.out_h {
+                for x in (0..self.out_w_tiles).step_by(XB) {
+                    for t in 0..self.out_blocks / OB {
+                        // SAFETY: AVX2 and FMA were detected; the asserts above keep the
+                        // tile's reads (rows y·s .. y·s + kh, columns x·s .. (x + 5)·s +
+                        // kw of every channel block) inside `staged` and its writes
+                        // (blocks 2t, 2t + 1, row y, pixels x .. x + 6) inside `blocked`.
+                        unsafe { avx::tile(self, staged, blocked, t, y, x) };
+                    }
+                }
+            }
+            return;
+        }
+        self.compute_scalar(staged, blocked);
+    }
+
+    /// The same as the SIMD kernel, one value at a time.
+    fn compute_scalar(&self, staged: &[f32], blocked: &mut [f32]) {
+        let ConvShape {
+            cin,
+            kh,
+            kw,
+            stride,
+            ..
+        } = self.shape;
+        let k_tile = cin * kh * kw * OB * LANES;
+        for y in 0..self.out_h {
+            for x in 0..self.out_w_tiles {
+                for t in 0..self.out_blocks / OB {
+                    let mut acc = [0f32; OB * LANES];
+                    let mut wi = t * k_tile;
+                    for b in 0..self.in_blocks {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let at = ((b * self.staged_h + y * stride + ky) * self.staged_w
+                                    + x * stride
+                                    + kx)
+                                    * LANES;
+                                for c in 0..(cin - b * LANES).min(LANES) {
+                                    let v = staged[at + c];
+                                    for (j, a) in acc.iter_mut().enumerate() {
+                                        *a += self.packed[wi + j] * v;
+                                    }
+                                    wi += OB * LANES;
+                                }
+                            }
+                        }
+                    }
+                    for (j, a) in acc.iter().enumerate() {
+                        let o = t * OB * LANES + j;
+                        let v = a + self.bias[o];
+                        blocked[(((o / LANES) * self.out_h + y) * self.out_w_tiles + x) * LANES
+                            + o % LANES] = if self.silu { silu(v) } else { v };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `x · sigmoid(x)`.
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// Whether this CPU runs the SIMD kernel (x86-64 with AVX2 and FMA).
+pub fn simd_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use super::{DirectConv, LANES, OB};
+    use std::arch::x86_64::*;
+
+    /// One tile: output channels `16 t .. 16 t + 16` × pixels `x .. x + 6` of output row
+    /// `y`, written channel-blocked into `blocked`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available, and the plan's invariants hold (checked in
+    /// `DirectConv::compute`): `staged` and `blocked` hold the plan's sizes,
+    /// `x + 6 <= out_w_tiles`, `y < out_h`, `t < out_blocks / 2`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile(
+        conv: &DirectConv,
+        staged: &[f32],
+        blocked: &mut [f32],
+        t: usize,
+        y: usize,
+        x: usize,
+    ) {
+        let stride = conv.shape.stride;
+        let z = _mm256_setzero_ps();
+        // Twelve accumulators as plain locals (an array of them is kept in memory and
+        // stored on every iteration): aI_J is output block I, pixel J.
+        let (mut a00, mut a01, mut a02, mut a03, mut a04, mut a05) = (z, z, z, z, z, z);
+        let (mut a10, mut a11, mut a12, mut a13, mut a14, mut a15) = (z, z, z, z, z, z);
+        let mut w = conv.packed.as_ptr().add(t * conv.tile_weights());
+        let origin = staged
+            .as_ptr()
+            .add(((y * stride) * conv.staged_w + x * stride) * LANES);
+        let step = stride * LANES;
+        for &(offset, channels) in &conv.taps {
+            let at = origin.add(offset);
+            for c in 0..channels {
+                let w0 = _mm256_loadu_ps(w);
+                let w1 = _mm256_loadu_ps(w.add(LANES));
+                let p = at.add(c);
+                let v = _mm256_broadcast_ss(&*p);
+                a00 = _mm256_fmadd_ps(w0, v, a00);
+                a10 = _mm256_fmadd_ps(w1, v, a10);
+                let v = _mm256_broadcast_ss(&*p.add(step));
+                a01 = _mm256_fmadd_ps(w0, v, a01);
+                a11 = _mm256_fmadd_ps(w1, v, a11);
+                let v = _mm256_broadcast_ss(&*p.add(2 * step));
+                a02 = _mm256_fmadd_ps(w0, v, a02);
+                a12 = _mm256_fmadd_ps(w1, v, a12);
+                let v = _mm256_broadcast_ss(&*p.add(3 * step));
+                a03 = _mm256_fmadd_ps(w0, v, a03);
+                a13 = _mm256_fmadd_ps(w1, v, a13);
+                let v = _mm256_broadcast_ss(&*p.add(4 * step));
+                a04 = _mm256_fmadd_ps(w0, v, a04);
+                a14 = _mm256_fmadd_ps(w1, v, a14);
+                let v = _mm256_broadcast_ss(&*p.add(5 * step));
+                a05 = _mm256_fmadd_ps(w0, v, a05);
+                a15 = _mm256_fmadd_ps(w1, v, a15);
+                w = w.add(OB * LANES);
+            }
+        }
+        let acc = [
+            [a00, a01, a02, a03, a04, a05],
+            [a10, a11, a12, a13, a14, a15],
+        ];
+        for (v, row) in acc.iter().enumerate() {
+            let block = t * OB + v;
+            let bias = _mm256_loadu_ps(conv.bias.as_ptr().add(block * LANES));
+            let dst = blocked
+                .as_mut_ptr()
+                .add(((block * conv.out_h + y) * conv.out_w_tiles + x) * LANES);
+            for (i, a) in row.iter().enumerate() {
+                let mut r = _mm256_add_ps(*a, bias);
+                if conv.silu {
+                    r = silu8(r);
+                }
+                _mm256_storeu_ps(dst.add(i * LANES), r);
+            }
+        }
+    }
+
+    /// Transposes 8 rows of 8 floats in registers: out[i][j] = in[j][i].
+    #[target_feature(enable = "avx2")]
+    unsafe fn transpose(r: [__m256; 8]) -> [__m256; 8] {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ]
+    }
+
+    /// 8 pixels of `channels` (≤ 8) channel rows `channel_stride` apart, from `src`,
+    /// written as 8 channel-blocked pixels (missing channels zero) at `dst`.
+    ///
+    /// # Safety
+    /// AVX2 must be available; `src + c · channel_stride .. + 8` readable for each
+    /// `c < channels`, `dst .. dst + 64` writable.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn block_8x8(
+        src: *const f32,
+        channel_stride: usize,
+        channels: usize,
+        dst: *mut f32,
+    ) {
+        let rows: [__m256; 8] = std::array::from_fn(|c| {
+            if c < channels {
+                _mm256_loadu_ps(src.add(c * channel_stride))
+            } else {
+                _mm256_setzero_ps()
+            }
+        });
+        for (i, v) in transpose(rows).iter().enumerate() {
+            _mm256_storeu_ps(dst.add(i * LANES), *v);
+        }
+    }
+
+    /// The reverse of [`block_8x8`]: 8 channel-blocked pixels at `src` written as
+    /// `channels` rows of 8 pixels, `channel_stride` apart, from `dst`.
+    ///
+    /// # Safety
+    /// AVX2 must be available; `src .. src + 64` readable, `dst + c · channel_stride ..
+    /// + 8` writable for each `c < channels`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn unblock_8x8(
+        src: *const f32,
+        channels: usize,
+        dst: *mut f32,
+        channel_stride: usize,
+    ) {
+        let pixels: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * LANES)));
+        for (c, v) in transpose(pixels).iter().enumerate().take(channels) {
+            _mm256_storeu_ps(dst.add(c * channel_stride), *v);
+        }
+    }
+
+    /// `x · sigmoid(x)` on 8 lanes: `x / (1 + exp(-x))` with a degree-5 polynomial
+    /// `exp` (Cephes' `expf` coefficients, range reduction by ln 2, relative error about
+    /// 1e-7 on [-87, 88]; inputs are clamped to that range).
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn silu8(x: __m256) -> __m256 {
+        let one = _mm256_set1_ps(1.0);
+        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        _mm256_div_ps(x, _mm256_add_ps(one, e))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn exp8(x: __m256) -> __m256 {
+        let x = _mm256_min_ps(
+            _mm256_set1_ps(88.0),
+            _mm256_max_ps(_mm256_set1_ps(-87.0), x),
+        );
+        // n = round(x / ln 2), r = x - n ln 2 (ln 2 split in two for precision).
+        let n = _mm256_round_ps(
+            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+        );
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+        let mut y = _mm256_set1_ps(1.987_569_1e-4);
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.398_199_9e-3));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.333_452e-3));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.166_579_6e-2));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.666_666_5e-1));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.5));
+        let r2 = _mm256_mul_ps(r, r);
+        y = _mm256_fmadd_ps(y, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0)));
+        // Scale by 2^n through the exponent bits.
+        let pow2n = _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
+            23,
+        ));
+        _mm256_mul_ps(y, pow2n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, in f64: out[o][y][x] = bias[o] + Σ w[o][c][ky][kx] · in[c][y·s + ky - pt][x·s + kx - pl].
+    fn reference(
+        shape: ConvShape,
+        input: &[f32],
+        weights: &[f32],
+        bias: &[f32],
+        silu_on: bool,
+    ) -> Vec<f32> {
+        let ConvShape {
+            cin,
+            cout,
+            h,
+            w,
+            kh,
+            kw,
+            stride,
+            pad,
+        } = shape;
+        let (oh, ow) = shape.output();
+        let mut out = vec![0f32; cout * oh * ow];
+        for o in 0..cout {
+            for y in 0..oh {
+                for x in 0..ow {
+                    let mut acc = f64::from(bias[o]);
+                    for c in 0..cin {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (y * stride + ky) as isize - pad[0] as isize;
+                                let ix = (x * stride + kx) as isize - pad[1] as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let v = input[(c * h + iy as usize) * w + ix as usize];
+                                let wt = weights[((o * cin + c) * kh + ky) * kw + kx];
+                                acc += f64::from(v) * f64::from(wt);
+                            }
+                        }
+                    }
+                    let v = acc as f32;
+                    out[(o * oh + y) * ow + x] = if silu_on {
+                        (f64::from(v) / (1.0 + (-f64::from(v)).exp())) as f32
+                    } else {
+                        v
+                    };
+                }
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
+            .collect()
+    }
+
+    fn check(shape: ConvShape, silu_on: bool) {
+        let input = values(shape.cin * shape.h * shape.w, 1);
+        let weights = values(shape.cout * shape.cin * shape.kh * shape.kw, 2);
+        let bias = values(shape.cout, 3);
+        let conv = DirectConv::new(shape, &weights, &bias, silu_on).expect("plan");
+        let (oh, ow) = conv.output_hw();
+        let mut out = vec![f32::NAN; shape.cout * oh * ow];
+        conv.run(&input, &mut out).expect("run");
+        let want = reference(shape, &input, &weights, &bias, silu_on);
+        let scale = (shape.cin * shape.kh * shape.kw) as f32;
+        for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * scale.max(1.0) * (1.0 + b.abs()),
+                "{shape:?} silu {silu_on}: value {i}: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn matches_the_definition_on_yolo_shapes_and_odd_ones() {
+        let shapes = [
+            // 3x3 stride 1 and 2 with padding 1, as in YOLO's convolutions.
+            ConvShape {
+                cin: 16,
+                cout: 8,
+                h: 20,
+                w: 20,
+                kh: 3,
+                kw: 3,
+                stride: 1,
+                pad: [1; 4],
+            },
+            ConvShape {
+                cin: 8,
+                cout: 16,
+                h: 20,
+                w: 20,
+                kh: 3,
+                kw: 3,
+                stride: 2,
+                pad: [1; 4],
+            },
+            // The stem: 3 channels, stride 2.
+            ConvShape {
+                cin: 3,
+                cout: 16,
+                h: 32,
+                w: 32,
+                kh: 3,
+                kw: 3,
+                stride: 2,
+                pad: [1; 4],
+            },
+            // 1x1 in place, a channel count that is not a multiple of 4, positions not of 8.
+            ConvShape {
+                cin: 12,
+                cout: 6,
+                h: 7,
+                w: 9,
+                kh: 1,
+                kw: 1,
+                stride: 1,
+                pad: [0; 4],
+            },
+            // Odd sizes, uneven padding, stride 2 over an odd padded width.
+            ConvShape {
+                cin: 5,
+                cout: 7,
+                h: 11,
+                w: 13,
+                kh: 3,
+                kw: 3,
+                stride: 2,
+                pad: [1, 0, 0, 1],
+            },
+            ConvShape {
+                cin: 4,
+                cout: 5,
+                h: 9,
+                w: 10,
+                kh: 5,
+                kw: 5,
+                stride: 1,
+                pad: [2; 4],
+            },
+            ConvShape {
+                cin: 2,
+                cout: 3,
+                h: 6,
+                w: 5,
+                kh: 3,
+                kw: 3,
+                stride: 1,
+                pad: [0; 4],
+            },
+            // A 1x1 with padding and a 1x1 with stride 2.
+            ConvShape {
+                cin: 3,
+                cout: 4,
+                h: 5,
+                w: 5,
+                kh: 1,
+                kw: 1,
+                stride: 1,
+                pad: [1; 4],
+            },
+            ConvShape {
+                cin: 3,
+                cout: 4,
+                h: 9,
+                w: 9,
+                kh: 1,
+                kw: 1,
+                stride: 2,
+                pad: [0; 4],
+            },
+        ];
+        for shape in shapes {
+            check(shape, false);
+            check(shape, true);
+        }
+    }
+
+    #[test]
+    fn silu_is_exact_to_float_rounding_across_its_range() {
+        for i in -2000..=2000 {
+            let x = i as f32 / 20.0;
+            let want = (f64::from(x) / (1.0 + (-f64::from(x)).exp())) as f32;
+            assert!((silu(x) - want).abs() <= 1e-6 * (1.0 + want.abs()), "{x}");
+        }
+    }
+
+    #[test]
+    fn wrong_sizes_are_refused() {
+        let shape = ConvShape {
+            cin: 2,
+            cout: 2,
+            h: 4,
+            w: 4,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            pad: [1; 4],
+        };
+        assert!(DirectConv::new(shape, &[0.0; 5], &[0.0; 2], false).is_err());
+        assert!(DirectConv::new(shape, &[0.0; 36], &[0.0; 1], false).is_err());
+        let bad_stride = ConvShape { stride: 3, ..shape };
+        assert!(DirectConv::new(bad_stride, &[0.0; 36], &[0.0; 2], false).is_err());
+        let conv = DirectConv::new(shape, &[0.0; 36], &[0.0; 2], false).expect("plan");
+        let mut out = vec![0.0; 32];
+        assert!(conv.run(&[0.0; 31], &mut out).is_err());
+        assert!(conv.run(&[0.0; 32], &mut out[..31]).is_err());
+    }
+}
