@@ -80,6 +80,21 @@ impl fmt::Display for ConvPlanError {
 
 impl std::error::Error for ConvPlanError {}
 
+/// The channel-blocked output, written by several threads at once (each its own rows).
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+
+// SAFETY: the pointer is only used by `DirectConv::compute`, whose jobs write disjoint
+// rows of a buffer that outlives them (the scope joins them before it returns).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Per-thread buffers reused from run to run (a fresh allocation of a few hundred KB per
 /// run is a fresh mapping whose page faults cost as much as the arithmetic).
 #[derive(Default)]
@@ -264,7 +279,7 @@ impl DirectConv {
     }
 
     /// Copies the input into the zero-padded, channel-blocked layout.
-    fn stage(&self, input: &[f32], staged: &mut [f32]) {
+    fn stage(&self, input: &[f32], staged: &mut [f32], pool: Option<&rayon::ThreadPool>) {
         let ConvShape { cin, h, w, pad, .. } = self.shape;
         assert!(input.len() >= cin * h * w && staged.len() >= self.staged_len());
         let (sh, sw) = (self.staged_h, self.staged_w);
@@ -273,94 +288,102 @@ impl DirectConv {
         } else {
             0
         };
-        for b in 0..self.in_blocks {
+        // One staged row (all its pixels' 8 channels) per job.
+        let row_job = |r: usize, row: &mut [f32]| {
+            let (b, py) = (r / sh, r % sh);
+            if py < pad[0] || py >= pad[0] + h {
+                row.fill(0.0);
+                return;
+            }
+            let y = py - pad[0];
             let channels = (cin - b * LANES).min(LANES);
-            let block = &mut staged[b * sh * sw * LANES..(b + 1) * sh * sw * LANES];
-            // Only the padding is zeroed: top and bottom rows, left and right columns.
-            block[..pad[0] * sw * LANES].fill(0.0);
-            block[(pad[0] + h) * sw * LANES..].fill(0.0);
-            for y in 0..h {
-                let row = &mut block[(y + pad[0]) * sw * LANES..(y + pad[0] + 1) * sw * LANES];
-                row[..pad[1] * LANES].fill(0.0);
-                row[(pad[1] + w) * LANES..].fill(0.0);
-                let row = &mut row[pad[1] * LANES..(pad[1] + w) * LANES];
-                let first = input.get(((b * LANES) * h + y) * w..).unwrap_or_default();
-                #[cfg(target_arch = "x86_64")]
-                for x in (0..whole).step_by(LANES) {
-                    // SAFETY: AVX2 was detected (`whole` is 0 otherwise); reads channels
-                    // b·8 .. b·8 + channels, row y, columns x .. x + 8 <= w of `input`
-                    // (asserted size), writes pixels x .. x + 8 of this row slice.
-                    unsafe {
-                        avx::block_8x8(
-                            first.as_ptr().add(x),
-                            h * w,
-                            channels,
-                            row.as_mut_ptr().add(x * LANES),
-                        )
+            row[..pad[1] * LANES].fill(0.0);
+            row[(pad[1] + w) * LANES..].fill(0.0);
+            let row = &mut row[pad[1] * LANES..(pad[1] + w) * LANES];
+            #[cfg(target_arch = "x86_64")]
+            for x in (0..whole).step_by(LANES) {
+                // SAFETY: AVX2 was detected (`whole` is 0 otherwise); reads channels b·8 ..
+                // b·8 + channels, row y, columns x .. x + 8 <= w of `input` (asserted
+                // size), writes pixels x .. x + 8 of this row.
+                unsafe {
+                    avx::block_8x8(
+                        input.as_ptr().add(((b * LANES) * h + y) * w + x),
+                        h * w,
+                        channels,
+                        row.as_mut_ptr().add(x * LANES),
+                    )
+                };
+            }
+            for x in whole..w {
+                for c in 0..LANES {
+                    row[x * LANES + c] = if c < channels {
+                        input[((b * LANES + c) * h + y) * w + x]
+                    } else {
+                        0.0
                     };
                 }
-                for x in whole..w {
-                    for c in 0..LANES {
-                        row[x * LANES + c] = if c < channels {
-                            input[((b * LANES + c) * h + y) * w + x]
-                        } else {
-                            0.0
-                        };
-                    }
-                }
             }
-        }
+        };
+        for_each_chunk(pool, &mut staged[..self.staged_len()], sw * LANES, row_job);
     }
 
     /// Copies the channel-blocked result into NCHW `output`.
-    fn unblock(&self, blocked: &[f32], output: &mut [f32]) {
+    fn unblock(&self, blocked: &[f32], output: &mut [f32], pool: Option<&rayon::ThreadPool>) {
         let (oh, ow) = (self.out_h, self.out_w);
         let cout = self.shape.cout;
         assert!(output.len() >= cout * oh * ow && blocked.len() >= self.blocked_len());
-        #[cfg(target_arch = "x86_64")]
-        if simd_available() {
-            let whole = ow / LANES * LANES;
-            for b in 0..cout.div_ceil(LANES) {
-                let channels = (cout - b * LANES).min(LANES);
-                for y in 0..oh {
-                    let src = ((b * oh + y) * self.out_w_tiles) * LANES;
-                    for x in (0..whole).step_by(LANES) {
-                        // SAFETY: AVX2 was detected; reads 8 pixels × 8 channels of block
-                        // b, row y, from pixel x (x + 8 <= out_w <= out_w_tiles); writes
-                        // channels b·8 .. b·8 + channels of row y, columns x .. x + 8 of
-                        // `output`; both sizes asserted above.
-                        unsafe {
-                            avx::unblock_8x8(
-                                blocked.as_ptr().add(src + x * LANES),
-                                channels,
-                                output.as_mut_ptr().add(((b * LANES) * oh + y) * ow + x),
-                                oh * ow,
-                            )
-                        };
-                    }
-                    for x in whole..ow {
-                        for c in 0..channels {
-                            output[((b * LANES + c) * oh + y) * ow + x] =
-                                blocked[src + x * LANES + c];
-                        }
+        let whole = if simd_available() {
+            ow / LANES * LANES
+        } else {
+            0
+        };
+        // One block of 8 output channels (8 planes) per job.
+        let block_job = |b: usize, planes: &mut [f32]| {
+            let channels = planes.len() / (oh * ow);
+            for y in 0..oh {
+                let src = ((b * oh + y) * self.out_w_tiles) * LANES;
+                #[cfg(target_arch = "x86_64")]
+                for x in (0..whole).step_by(LANES) {
+                    // SAFETY: AVX2 was detected (`whole` is 0 otherwise); reads 8 pixels ×
+                    // 8 channels of block b, row y, from pixel x (x + 8 <= out_w <=
+                    // out_w_tiles; asserted size); writes row y, columns x .. x + 8 of
+                    // this job's `channels` planes.
+                    unsafe {
+                        avx::unblock_8x8(
+                            blocked.as_ptr().add(src + x * LANES),
+                            channels,
+                            planes.as_mut_ptr().add(y * ow + x),
+                            oh * ow,
+                        )
+                    };
+                }
+                for x in whole..ow {
+                    for c in 0..channels {
+                        planes[(c * oh + y) * ow + x] = blocked[src + x * LANES + c];
                     }
                 }
             }
-            return;
-        }
-        for (o, plane) in output.chunks_exact_mut(oh * ow).enumerate() {
-            let (b, lane) = (o / LANES, o % LANES);
-            for (y, row) in plane.chunks_exact_mut(ow).enumerate() {
-                let start = ((b * oh + y) * self.out_w_tiles) * LANES + lane;
-                for (d, v) in row.iter_mut().zip(blocked[start..].iter().step_by(LANES)) {
-                    *d = *v;
-                }
-            }
-        }
+        };
+        for_each_chunk(
+            pool,
+            &mut output[..cout * oh * ow],
+            LANES * oh * ow,
+            block_job,
+        );
     }
 
     /// Runs the convolution: `input` is `cin × h × w`, `output` is `cout × out_h × out_w`.
     pub fn run(&self, input: &[f32], output: &mut [f32]) -> Result<(), ConvPlanError> {
+        self.run_in(input, output, None)
+    }
+
+    /// [`DirectConv::run`] with the output rows split over `pool`'s threads.
+    pub fn run_in(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<(), ConvPlanError> {
         let s = &self.shape;
         if input.len() != s.cin * s.h * s.w {
             return Err(ConvPlanError(format!(
@@ -381,33 +404,56 @@ impl DirectConv {
             let Scratch { staged, blocked } = &mut *scratch;
             staged.clear();
             staged.resize(self.staged_len(), 0.0);
-            self.stage(input, staged);
+            self.stage(input, staged, pool);
             blocked.clear();
             blocked.resize(self.blocked_len(), 0.0);
-            self.compute(staged, blocked);
-            self.unblock(blocked, output);
+            self.compute(staged, blocked, pool);
+            self.unblock(blocked, output, pool);
         });
         Ok(())
     }
 
     /// Fills the channel-blocked output from the staged input.
-    fn compute(&self, staged: &[f32], blocked: &mut [f32]) {
+    fn compute(&self, staged: &[f32], blocked: &mut [f32], pool: Option<&rayon::ThreadPool>) {
         // The plan's invariants, which the SIMD kernel's reads and writes rely on.
         assert!(staged.len() >= self.staged_len() && blocked.len() >= self.blocked_len());
         assert!(self.staged_w >= (self.out_w_tiles - 1) * self.shape.stride + self.shape.kw);
         assert!(self.staged_h >= (self.out_h - 1) * self.shape.stride + self.shape.kh);
         #[cfg(target_arch = "x86_64")]
         if simd_available() {
-            for y in 0..self.out_h {
-                for x in (0..self.out_w_tiles).step_by(XB) {
-                    for t in 0..self.out_blocks / OB {
+            let out = OutPtr(blocked.as_mut_ptr());
+            let tiles = self.out_blocks / OB;
+            // Work items: (output row, tile of 16 channels), row-major.
+            let items = |range: std::ops::Range<usize>| {
+                for item in range {
+                    let (y, t) = (item / tiles, item % tiles);
+                    for x in (0..self.out_w_tiles).step_by(XB) {
                         // SAFETY: AVX2 and FMA were detected; the asserts above keep the
                         // tile's reads (rows y·s .. y·s + kh, columns x·s .. (x + 5)·s +
                         // kw of every channel block) inside `staged` and its writes
-                        // (blocks 2t, 2t + 1, row y, pixels x .. x + 6) inside `blocked`.
-                        unsafe { avx::tile(self, staged, blocked, t, y, x) };
+                        // (blocks 2t, 2t + 1, row y, pixels x .. x + 6) inside `blocked`;
+                        // jobs running at once have disjoint (row, tile) items.
+                        unsafe { avx::tile(self, staged, out.get(), t, y, x) };
                     }
                 }
+            };
+            let total = self.out_h * tiles;
+            match pool {
+                Some(pool) if pool.current_num_threads() > 1 && total > 1 => {
+                    // A few chunks per thread, for balance.
+                    let chunks = (pool.current_num_threads() * 8).min(total);
+                    let per = total.div_ceil(chunks);
+                    pool.install(|| {
+                        rayon::scope(|scope| {
+                            for start in (0..total).step_by(per) {
+                                let items = &items;
+                                let end = (start + per).min(total);
+                                scope.spawn(move |_| items(start..end));
+                            }
+                        })
+                    });
+                }
+                _ => items(0..total),
             }
             return;
         }
@@ -458,6 +504,26 @@ impl DirectConv {
     }
 }
 
+/// `f(index, chunk)` for each `chunk_len` chunk of `data`, spread over `pool` when it
+/// has more than one thread.
+fn for_each_chunk<F>(pool: Option<&rayon::ThreadPool>, data: &mut [f32], chunk_len: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync,
+{
+    use rayon::prelude::*;
+    match pool {
+        Some(pool) if pool.current_num_threads() > 1 => pool.install(|| {
+            data.par_chunks_mut(chunk_len)
+                .enumerate()
+                .for_each(|(i, c)| f(i, c))
+        }),
+        _ => data
+            .chunks_mut(chunk_len)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c)),
+    }
+}
+
 /// `x · sigmoid(x)`.
 pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
@@ -491,7 +557,7 @@ mod avx {
     pub(super) unsafe fn tile(
         conv: &DirectConv,
         staged: &[f32],
-        blocked: &mut [f32],
+        blocked: *mut f32,
         t: usize,
         y: usize,
         x: usize,
@@ -541,9 +607,7 @@ mod avx {
         for (v, row) in acc.iter().enumerate() {
             let block = t * OB + v;
             let bias = _mm256_loadu_ps(conv.bias.as_ptr().add(block * LANES));
-            let dst = blocked
-                .as_mut_ptr()
-                .add(((block * conv.out_h + y) * conv.out_w_tiles + x) * LANES);
+            let dst = blocked.add(((block * conv.out_h + y) * conv.out_w_tiles + x) * LANES);
             for (i, a) in row.iter().enumerate() {
                 let mut r = _mm256_add_ps(*a, bias);
                 if conv.silu {
@@ -849,6 +913,47 @@ mod tests {
         for shape in shapes {
             check(shape, false);
             check(shape, true);
+        }
+    }
+
+    #[test]
+    fn rows_split_over_a_pool_give_the_same_output() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("pool");
+        for shape in [
+            ConvShape {
+                cin: 16,
+                cout: 24,
+                h: 13,
+                w: 17,
+                kh: 3,
+                kw: 3,
+                stride: 1,
+                pad: [1; 4],
+            },
+            ConvShape {
+                cin: 9,
+                cout: 16,
+                h: 20,
+                w: 20,
+                kh: 3,
+                kw: 3,
+                stride: 2,
+                pad: [1; 4],
+            },
+        ] {
+            let input = values(shape.cin * shape.h * shape.w, 4);
+            let weights = values(shape.cout * shape.cin * shape.kh * shape.kw, 5);
+            let bias = values(shape.cout, 6);
+            let conv = DirectConv::new(shape, &weights, &bias, true).expect("plan");
+            let (oh, ow) = conv.output_hw();
+            let mut one = vec![f32::NAN; shape.cout * oh * ow];
+            let mut many = vec![f32::NAN; shape.cout * oh * ow];
+            conv.run(&input, &mut one).expect("run");
+            conv.run_in(&input, &mut many, Some(&pool)).expect("run");
+            assert_eq!(one, many, "{shape:?}");
         }
     }
 

@@ -187,8 +187,15 @@ impl EvalOp for OptiConv {
         let mut out = unsafe { Tensor::uninitialized::<f32>(&output_shape)? };
         {
             let mut plain_out = out.try_as_plain_ram_mut()?;
+            // The executor the detector runs this inference under (its own pool with
+            // `DetectorOptions::threads > 1`).
+            let executor = tract_linalg::multithread::current_tract_executor();
+            let pool = match &executor {
+                tract_linalg::multithread::Executor::MultiThread(pool) => Some(&**pool),
+                _ => None,
+            };
             self.conv
-                .run(data, plain_out.as_slice_mut::<f32>()?)
+                .run_in(data, plain_out.as_slice_mut::<f32>()?, pool)
                 .map_err(|e| format_err!("{e}"))?;
         }
         Ok(tvec!(out.into_tvalue()))
@@ -503,6 +510,104 @@ mod tests {
         );
         for (x, y) in a.iter().zip(b.iter()) {
             assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+        }
+        Ok(())
+    }
+
+    /// A graph of `Conv` (+ what follows) run by tract and after `direct_convolutions`.
+    fn conv_graph(
+        batch: bool,
+        then: &str,
+        stride: usize,
+        rewrite: bool,
+    ) -> TractResult<(Tensor, usize)> {
+        use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+        let (cin, cout, h, w) = (12usize, 20usize, 11usize, 14usize);
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
+                .collect()
+        };
+        let mut model = TypedModel::default();
+        let shape: TVec<usize> = if batch {
+            tvec![1, cin, h, w]
+        } else {
+            tvec![cin, h, w]
+        };
+        let x = model.add_source("x", f32::fact(&shape))?;
+        let kernel = tract_ndarray::ArrayD::from_shape_vec(
+            &[cout, cin, 3, 3][..],
+            values(cout * cin * 9, 1),
+        )?
+        .into_tensor();
+        let k = model.add_const("k", kernel)?;
+        let b = model.add_const("b", tract_ndarray::arr1(&values(cout, 2)).into_tensor())?;
+        let conv = Conv {
+            pool_spec: PoolSpec {
+                data_format: if batch {
+                    DataFormat::NCHW
+                } else {
+                    DataFormat::CHW
+                },
+                kernel_shape: tvec![3, 3],
+                padding: PaddingSpec::Explicit(tvec![1, 1], tvec![1, 1]),
+                dilations: None,
+                strides: Some(tvec![stride, stride]),
+                input_channels: cin,
+                output_channels: cout,
+            },
+            kernel_fmt: KernelFormat::OIHW,
+            group: 1,
+            q_params: None,
+        };
+        let mut y = model.wire_node("conv", conv, &[x, k, b])?;
+        if then.contains("rm") {
+            y = model.wire_node("rm", AxisOp::Rm(0), &y)?;
+        }
+        if then.contains("silu") {
+            y = model.wire_node("silu", tract_onnx::tract_core::ops::nn::silu::silu(), &y)?;
+        }
+        model.select_output_outlets(&y)?;
+        let replaced = if rewrite {
+            direct_convolutions(&mut model)?
+        } else {
+            0
+        };
+        let input =
+            tract_ndarray::ArrayD::from_shape_vec(&shape[..], values(shape.iter().product(), 3))?
+                .into_tensor();
+        let plan = model.into_optimized()?.into_runnable()?;
+        let out = plan.run(tvec!(input.into_tvalue()))?;
+        Ok((out[0].clone().into_tensor(), replaced))
+    }
+
+    #[test]
+    fn direct_convolution_op_matches_tract_with_what_it_fuses() -> TractResult<()> {
+        for (batch, then, stride) in [
+            (true, "", 1),
+            (true, "silu", 1),
+            (true, "silu", 2),
+            (true, "rm silu", 1),
+            (true, "rm", 2),
+            (false, "silu", 1),
+            (false, "", 2),
+        ] {
+            let (want, _) = conv_graph(batch, then, stride, false)?;
+            let (got, replaced) = conv_graph(batch, then, stride, true)?;
+            if crate::conv::simd_available() {
+                assert_eq!(replaced, 1, "{batch} {then:?} {stride}");
+            }
+            assert_eq!(got.shape(), want.shape(), "{batch} {then:?} {stride}");
+            let (a, b) = (
+                got.to_plain_array_view::<f32>()?,
+                want.to_plain_array_view::<f32>()?,
+            );
+            for (x, y) in a.iter().zip(b.iter()) {
+                assert!(
+                    (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                    "{batch} {then:?} {stride}: {x} vs {y}"
+                );
+            }
         }
         Ok(())
     }

@@ -104,7 +104,12 @@ fn per_node_time_of_the_shipped_model() -> TractResult<()> {
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(1);
-    let key = |node: &TypedNode| format!("{} {}", node.name, node.op().name());
+    // `BY_OP=1`: totals per operator instead of per node.
+    let key: fn(&TypedNode) -> String = if std::env::var("BY_OP").is_ok() {
+        |node| node.op().name().to_string()
+    } else {
+        |node| format!("{} {}", node.name, node.op().name())
+    };
     let by_node = if threads > 1 {
         let pool = tract_linalg::multithread::Executor::multithread(threads);
         let tract_linalg::multithread::Executor::MultiThread(rayon) = pool.clone() else {
@@ -454,7 +459,16 @@ fn process_cpu_ms() -> f64 {
 fn executor_threads() {
     use opti_vision::{Detector, DetectorOptions};
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
-    let d = Detector::load(&model, DetectorOptions::default()).expect("load");
+    let cache = if std::env::var("NO_CACHE").is_ok() {
+        opti_vision::ModelCache::Off
+    } else {
+        opti_vision::ModelCache::NextToModel
+    };
+    let options = DetectorOptions {
+        cache,
+        ..DetectorOptions::default()
+    };
+    let d = Detector::load(&model, options).expect("load");
     let input = Tensor::zero::<f32>(&[1, 3, 320, 320]).expect("zero");
     let runs = 30;
     for threads in [1usize, 2, 1, 2] {
@@ -568,6 +582,14 @@ fn direct_conv_at_conv_shapes() {
         pad: [1; 4],
     };
     let silu: bool = std::env::var("SILU").is_ok();
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
     for (label, shape) in [
         ("model.0 3->16 s2 @320", s3(3, 16, 320, 2)),
         ("model.1 16->32 s2 @160", s3(16, 32, 160, 2)),
@@ -613,13 +635,15 @@ fn direct_conv_at_conv_shapes() {
         let (oh, ow) = conv.output_hw();
         let input = vec![0.5f32; shape.cin * shape.h * shape.w];
         let mut out = vec![0f32; shape.cout * oh * ow];
+        let run =
+            |out: &mut [f32]| pool.install(|| conv.run_in(&input, out, Some(&pool)).expect("run"));
         for _ in 0..5 {
-            conv.run(&input, &mut out).expect("run");
+            run(&mut out);
         }
         let runs = 50;
         let t = Instant::now();
         for _ in 0..runs {
-            conv.run(&input, &mut out).expect("run");
+            run(&mut out);
         }
         let ms = t.elapsed().as_secs_f64() * 1000.0 / runs as f64;
         println!(
