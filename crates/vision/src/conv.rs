@@ -24,8 +24,15 @@ use std::fmt;
 
 /// f32 lanes per AVX2 vector, and channels per block.
 const LANES: usize = 8;
-/// Output pixels per kernel tile.
-const XB: usize = 6;
+/// Output pixels per kernel tile: 6, or 5 where that divides the output width and 6
+/// does not (20 and 10 pixels wide: no tile computed past the row's end).
+fn tile_width(out_w: usize) -> usize {
+    if out_w % 6 != 0 && out_w % 5 == 0 {
+        5
+    } else {
+        6
+    }
+}
 /// Output channel blocks per kernel tile (2 × 8 = 16 channels).
 const OB: usize = 2;
 
@@ -116,7 +123,9 @@ pub struct DirectConv {
     silu: bool,
     out_h: usize,
     out_w: usize,
-    /// Output row width rounded up to whole tiles of [`XB`] pixels.
+    /// Output pixels per kernel tile ([`tile_width`]).
+    xb: usize,
+    /// Output row width rounded up to whole tiles of `xb` pixels.
     out_w_tiles: usize,
     /// Staged input: channel blocks, rows and columns (columns cover every tile's reads).
     in_blocks: usize,
@@ -188,7 +197,8 @@ impl DirectConv {
             return err(format!("{} biases for {cout} output channels", bias.len()));
         }
         let (out_h, out_w) = shape.output();
-        let out_w_tiles = out_w.div_ceil(XB) * XB;
+        let xb = tile_width(out_w);
+        let out_w_tiles = out_w.div_ceil(xb) * xb;
         let in_blocks = cin.div_ceil(LANES);
         // The last tile of a row reads up to column (out_w_tiles - 1) * stride + kw - 1.
         let staged_w = wp.max((out_w_tiles - 1) * stride + kw);
@@ -232,6 +242,7 @@ impl DirectConv {
             silu,
             out_h,
             out_w,
+            xb,
             out_w_tiles,
             in_blocks,
             staged_h,
@@ -427,13 +438,19 @@ impl DirectConv {
             let items = |range: std::ops::Range<usize>| {
                 for item in range {
                     let (y, t) = (item / tiles, item % tiles);
-                    for x in (0..self.out_w_tiles).step_by(XB) {
+                    for x in (0..self.out_w_tiles).step_by(self.xb) {
                         // SAFETY: AVX2 and FMA were detected; the asserts above keep the
-                        // tile's reads (rows y·s .. y·s + kh, columns x·s .. (x + 5)·s +
-                        // kw of every channel block) inside `staged` and its writes
-                        // (blocks 2t, 2t + 1, row y, pixels x .. x + 6) inside `blocked`;
-                        // jobs running at once have disjoint (row, tile) items.
-                        unsafe { avx::tile(self, staged, out.get(), t, y, x) };
+                        // tile's reads (rows y·s .. y·s + kh, columns x·s .. (x + xb -
+                        // 1)·s + kw of every channel block) inside `staged` and its
+                        // writes (blocks 2t, 2t + 1, row y, pixels x .. x + xb) inside
+                        // `blocked`; jobs running at once have disjoint (row, tile) items.
+                        unsafe {
+                            if self.xb == 5 {
+                                avx::tile5(self, staged, out.get(), t, y, x)
+                            } else {
+                                avx::tile6(self, staged, out.get(), t, y, x)
+                            }
+                        };
                     }
                 }
             };
@@ -546,77 +563,68 @@ mod avx {
     use super::{DirectConv, LANES, OB};
     use std::arch::x86_64::*;
 
-    /// One tile: output channels `16 t .. 16 t + 16` × pixels `x .. x + 6` of output row
-    /// `y`, written channel-blocked into `blocked`.
-    ///
-    /// # Safety
-    /// AVX2 and FMA must be available, and the plan's invariants hold (checked in
-    /// `DirectConv::compute`): `staged` and `blocked` hold the plan's sizes,
-    /// `x + 6 <= out_w_tiles`, `y < out_h`, `t < out_blocks / 2`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn tile(
-        conv: &DirectConv,
-        staged: &[f32],
-        blocked: *mut f32,
-        t: usize,
-        y: usize,
-        x: usize,
-    ) {
-        let stride = conv.shape.stride;
-        let z = _mm256_setzero_ps();
-        // Twelve accumulators as plain locals (an array of them is kept in memory and
-        // stored on every iteration): aI_J is output block I, pixel J.
-        let (mut a00, mut a01, mut a02, mut a03, mut a04, mut a05) = (z, z, z, z, z, z);
-        let (mut a10, mut a11, mut a12, mut a13, mut a14, mut a15) = (z, z, z, z, z, z);
-        let mut w = conv.packed.as_ptr().add(t * conv.tile_weights());
-        let origin = staged
-            .as_ptr()
-            .add(((y * stride) * conv.staged_w + x * stride) * LANES);
-        let step = stride * LANES;
-        for &(offset, channels) in &conv.taps {
-            let at = origin.add(offset);
-            for c in 0..channels {
-                let w0 = _mm256_loadu_ps(w);
-                let w1 = _mm256_loadu_ps(w.add(LANES));
-                let p = at.add(c);
-                let v = _mm256_broadcast_ss(&*p);
-                a00 = _mm256_fmadd_ps(w0, v, a00);
-                a10 = _mm256_fmadd_ps(w1, v, a10);
-                let v = _mm256_broadcast_ss(&*p.add(step));
-                a01 = _mm256_fmadd_ps(w0, v, a01);
-                a11 = _mm256_fmadd_ps(w1, v, a11);
-                let v = _mm256_broadcast_ss(&*p.add(2 * step));
-                a02 = _mm256_fmadd_ps(w0, v, a02);
-                a12 = _mm256_fmadd_ps(w1, v, a12);
-                let v = _mm256_broadcast_ss(&*p.add(3 * step));
-                a03 = _mm256_fmadd_ps(w0, v, a03);
-                a13 = _mm256_fmadd_ps(w1, v, a13);
-                let v = _mm256_broadcast_ss(&*p.add(4 * step));
-                a04 = _mm256_fmadd_ps(w0, v, a04);
-                a14 = _mm256_fmadd_ps(w1, v, a14);
-                let v = _mm256_broadcast_ss(&*p.add(5 * step));
-                a05 = _mm256_fmadd_ps(w0, v, a05);
-                a15 = _mm256_fmadd_ps(w1, v, a15);
-                w = w.add(OB * LANES);
-            }
-        }
-        let acc = [
-            [a00, a01, a02, a03, a04, a05],
-            [a10, a11, a12, a13, a14, a15],
-        ];
-        for (v, row) in acc.iter().enumerate() {
-            let block = t * OB + v;
-            let bias = _mm256_loadu_ps(conv.bias.as_ptr().add(block * LANES));
-            let dst = blocked.add(((block * conv.out_h + y) * conv.out_w_tiles + x) * LANES);
-            for (i, a) in row.iter().enumerate() {
-                let mut r = _mm256_add_ps(*a, bias);
-                if conv.silu {
-                    r = silu8(r);
+    /// Defines a tile kernel over the listed pixels: output channels `16 t .. 16 t + 16`
+    /// × pixels `x ..` of output row `y`, written channel-blocked into `blocked`. Its
+    /// accumulators are plain locals (an array of them is kept in memory and stored on
+    /// every iteration): `$a` for the first 8 channels, `$b` for the next 8.
+    macro_rules! tile_kernel {
+        ($name:ident: $($i:literal => $a:ident, $b:ident);+) => {
+            /// # Safety
+            /// AVX2 and FMA must be available, and the plan's invariants hold (checked in
+            /// `DirectConv::compute`): `staged` holds the plan's staged size and
+            /// `blocked` points to its blocked size, `x + xb <= out_w_tiles`,
+            /// `y < out_h`, `t < out_blocks / 2`.
+            #[target_feature(enable = "avx2,fma")]
+            pub(super) unsafe fn $name(
+                conv: &DirectConv,
+                staged: &[f32],
+                blocked: *mut f32,
+                t: usize,
+                y: usize,
+                x: usize,
+            ) {
+                let stride = conv.shape.stride;
+                let z = _mm256_setzero_ps();
+                $( let mut $a = z; let mut $b = z; )+
+                let mut w = conv.packed.as_ptr().add(t * conv.tile_weights());
+                let origin = staged
+                    .as_ptr()
+                    .add(((y * stride) * conv.staged_w + x * stride) * LANES);
+                let step = stride * LANES;
+                for &(offset, channels) in &conv.taps {
+                    let at = origin.add(offset);
+                    for c in 0..channels {
+                        let w0 = _mm256_loadu_ps(w);
+                        let w1 = _mm256_loadu_ps(w.add(LANES));
+                        let p = at.add(c);
+                        $(
+                            let v = _mm256_broadcast_ss(&*p.add($i * step));
+                            $a = _mm256_fmadd_ps(w0, v, $a);
+                            $b = _mm256_fmadd_ps(w1, v, $b);
+                        )+
+                        w = w.add(OB * LANES);
+                    }
                 }
-                _mm256_storeu_ps(dst.add(i * LANES), r);
+                let acc = [[$($a),+], [$($b),+]];
+                for (v, row) in acc.iter().enumerate() {
+                    let block = t * OB + v;
+                    let bias = _mm256_loadu_ps(conv.bias.as_ptr().add(block * LANES));
+                    let dst =
+                        blocked.add(((block * conv.out_h + y) * conv.out_w_tiles + x) * LANES);
+                    for (i, a) in row.iter().enumerate() {
+                        let mut r = _mm256_add_ps(*a, bias);
+                        if conv.silu {
+                            r = silu8(r);
+                        }
+                        _mm256_storeu_ps(dst.add(i * LANES), r);
+                    }
+                }
             }
-        }
+        };
     }
+
+    tile_kernel!(tile6: 0 => a0, b0; 1 => a1, b1; 2 => a2, b2; 3 => a3, b3; 4 => a4, b4; 5 => a5, b5);
+    tile_kernel!(tile5: 0 => a0, b0; 1 => a1, b1; 2 => a2, b2; 3 => a3, b3; 4 => a4, b4);
 
     /// Transposes 8 rows of 8 floats in registers: out[i][j] = in[j][i].
     #[target_feature(enable = "avx2")]
@@ -913,6 +921,40 @@ mod tests {
         for shape in shapes {
             check(shape, false);
             check(shape, true);
+        }
+    }
+
+    #[test]
+    fn the_scalar_path_computes_what_the_simd_kernel_does() {
+        let shape = ConvShape {
+            cin: 11,
+            cout: 19,
+            h: 9,
+            w: 13,
+            kh: 3,
+            kw: 3,
+            stride: 2,
+            pad: [1, 1, 0, 1],
+        };
+        let input = values(shape.cin * shape.h * shape.w, 7);
+        let weights = values(shape.cout * shape.cin * shape.kh * shape.kw, 8);
+        let bias = values(shape.cout, 9);
+        let conv = DirectConv::new(shape, &weights, &bias, true).expect("plan");
+        let (oh, ow) = conv.output_hw();
+        let mut staged = vec![f32::NAN; conv.staged_len()];
+        conv.stage(&input, &mut staged, None);
+        let mut blocked = vec![f32::NAN; conv.blocked_len()];
+        conv.compute_scalar(&staged, &mut blocked);
+        let mut scalar = vec![f32::NAN; shape.cout * oh * ow];
+        conv.unblock(&blocked, &mut scalar, None);
+        let want = reference(shape, &input, &weights, &bias, true);
+        for (a, b) in scalar.iter().zip(&want) {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+        let mut simd = vec![f32::NAN; shape.cout * oh * ow];
+        conv.run(&input, &mut simd).expect("run");
+        for (a, b) in simd.iter().zip(&scalar) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
         }
     }
 
