@@ -27,7 +27,7 @@ const LANES: usize = 8;
 /// Output pixels per kernel tile: 6, or 5 where that divides the output width and 6
 /// does not (20 and 10 pixels wide: no tile computed past the row's end).
 fn tile_width(out_w: usize) -> usize {
-    if out_w % 6 != 0 && out_w % 5 == 0 {
+    if !out_w.is_multiple_of(6) && out_w.is_multiple_of(5) {
         5
     } else {
         6

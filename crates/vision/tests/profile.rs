@@ -121,7 +121,15 @@ fn per_node_time_of_the_shipped_model() -> TractResult<()> {
     } else {
         profile_by(&p, runs, key)?
     };
-    print_slowest(&format!("{threads} thread(s)"), by_node, runs, 25);
+    print_slowest(
+        &format!("{threads} thread(s)"),
+        by_node,
+        runs,
+        std::env::var("TOP")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(25),
+    );
     Ok(())
 }
 
