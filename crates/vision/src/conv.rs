@@ -312,16 +312,17 @@ impl DirectConv {
             row[(pad[1] + w) * LANES..].fill(0.0);
             let row = &mut row[pad[1] * LANES..(pad[1] + w) * LANES];
             #[cfg(target_arch = "x86_64")]
-            for x in (0..whole).step_by(LANES) {
+            if whole > 0 {
                 // SAFETY: AVX2 was detected (`whole` is 0 otherwise); reads channels b·8 ..
-                // b·8 + channels, row y, columns x .. x + 8 <= w of `input` (asserted
-                // size), writes pixels x .. x + 8 of this row.
+                // b·8 + channels, row y, columns 0 .. whole <= w of `input` (asserted
+                // size), writes pixels 0 .. whole of this row.
                 unsafe {
                     avx::block_8x8(
-                        input.as_ptr().add(((b * LANES) * h + y) * w + x),
+                        input.as_ptr().add(((b * LANES) * h + y) * w),
                         h * w,
                         channels,
-                        row.as_mut_ptr().add(x * LANES),
+                        row.as_mut_ptr(),
+                        whole / LANES,
                     )
                 };
             }
@@ -354,17 +355,18 @@ impl DirectConv {
             for y in 0..oh {
                 let src = ((b * oh + y) * self.out_w_tiles) * LANES;
                 #[cfg(target_arch = "x86_64")]
-                for x in (0..whole).step_by(LANES) {
-                    // SAFETY: AVX2 was detected (`whole` is 0 otherwise); reads 8 pixels ×
-                    // 8 channels of block b, row y, from pixel x (x + 8 <= out_w <=
-                    // out_w_tiles; asserted size); writes row y, columns x .. x + 8 of
-                    // this job's `channels` planes.
+                if whole > 0 {
+                    // SAFETY: AVX2 was detected (`whole` is 0 otherwise); reads pixels 0 ..
+                    // whole (<= out_w <= out_w_tiles) × 8 channels of block b, row y
+                    // (asserted size); writes row y, columns 0 .. whole of this job's
+                    // `channels` planes.
                     unsafe {
                         avx::unblock_8x8(
-                            blocked.as_ptr().add(src + x * LANES),
+                            blocked.as_ptr().add(src),
                             channels,
-                            planes.as_mut_ptr().add(y * ow + x),
+                            planes.as_mut_ptr().add(y * ow),
                             oh * ow,
+                            whole / LANES,
                         )
                     };
                 }
@@ -541,6 +543,222 @@ where
     }
 }
 
+/// A depthwise convolution (one kernel per channel, `cin == cout`, NCHW, batch 1) with
+/// its bias and optionally SiLU: YOLO11n's head and attention block have seven, which
+/// tract runs at a quarter of onnxruntime's speed. Each channel's plane is copied into a
+/// zero-padded scratch plane and every kernel tap is one pass of multiply-adds along an
+/// output row (vectorised by the compiler, with AVX2 where the CPU has it).
+#[derive(Clone, PartialEq)]
+pub struct DepthwiseConv {
+    shape: ConvShape,
+    silu: bool,
+    out_h: usize,
+    out_w: usize,
+    /// `[channel][ky][kx]`.
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl fmt::Debug for DepthwiseConv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DepthwiseConv")
+            .field("shape", &self.shape)
+            .field("silu", &self.silu)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::hash::Hash for DepthwiseConv {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.shape.hash(state);
+        self.silu.hash(state);
+    }
+}
+
+impl Eq for DepthwiseConv {}
+
+thread_local! {
+    static PLANE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl DepthwiseConv {
+    /// Plans a depthwise convolution of `shape` (`cin == cout` channels) with `weights`
+    /// `[channel][1][kh][kw]` and one `bias` per channel.
+    pub fn new(
+        shape: ConvShape,
+        weights: &[f32],
+        bias: &[f32],
+        silu: bool,
+    ) -> Result<DepthwiseConv, ConvPlanError> {
+        let ConvShape {
+            cin,
+            cout,
+            kh,
+            kw,
+            stride,
+            ..
+        } = shape;
+        let (hp, wp) = shape.padded();
+        if cin == 0 || cin != cout || kh == 0 || kw == 0 || stride == 0 || hp < kh || wp < kw {
+            return Err(ConvPlanError(format!(
+                "unsupported depthwise convolution {shape:?}"
+            )));
+        }
+        if weights.len() != cin * kh * kw || bias.len() != cin {
+            return Err(ConvPlanError(format!(
+                "{} weights and {} biases for {shape:?}",
+                weights.len(),
+                bias.len()
+            )));
+        }
+        let (out_h, out_w) = shape.output();
+        Ok(DepthwiseConv {
+            shape,
+            silu,
+            out_h,
+            out_w,
+            weights: weights.to_vec(),
+            bias: bias.to_vec(),
+        })
+    }
+
+    /// The convolution's shape.
+    pub fn shape(&self) -> ConvShape {
+        self.shape
+    }
+
+    /// Whether SiLU is applied to the output.
+    pub fn silu(&self) -> bool {
+        self.silu
+    }
+
+    /// Output height and width.
+    pub fn output_hw(&self) -> (usize, usize) {
+        (self.out_h, self.out_w)
+    }
+
+    /// Runs it: `input` is `c × h × w`, `output` `c × out_h × out_w`; channels are
+    /// spread over `pool` when it has more than one thread.
+    pub fn run_in(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<(), ConvPlanError> {
+        let ConvShape { cin, h, w, .. } = self.shape;
+        let plane = self.out_h * self.out_w;
+        if input.len() != cin * h * w || output.len() != cin * plane {
+            return Err(ConvPlanError(format!(
+                "depthwise {:?}: input {} / output {} values",
+                self.shape,
+                input.len(),
+                output.len()
+            )));
+        }
+        for_each_chunk(pool, output, plane, |c, out| {
+            self.channel(c, &input[c * h * w..(c + 1) * h * w], out)
+        });
+        Ok(())
+    }
+
+    fn channel(&self, c: usize, input: &[f32], out: &mut [f32]) {
+        let ConvShape { h, w, pad, .. } = self.shape;
+        let (hp, wp) = self.shape.padded();
+        PLANE.with(|plane| {
+            let mut padded = plane.borrow_mut();
+            padded.clear();
+            // Slack: the last 8-output block of a row reads up to 8 · stride values on.
+            padded.resize(hp * wp + LANES * self.shape.stride + self.shape.kw, 0.0);
+            for (y, row) in input.chunks_exact(w).enumerate().take(h) {
+                let at = (y + pad[0]) * wp + pad[1];
+                padded[at..at + w].copy_from_slice(row);
+            }
+            #[cfg(target_arch = "x86_64")]
+            if simd_available() {
+                // SAFETY: AVX2 and FMA were detected; the body is safe code.
+                unsafe { self.channel_avx(c, &padded, out) };
+                return;
+            }
+            self.channel_body(c, &padded, out);
+        });
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn channel_avx(&self, c: usize, padded: &[f32], out: &mut [f32]) {
+        let ConvShape { kh, kw, stride, .. } = self.shape;
+        if (kh, kw, stride) == (3, 3, 1) {
+            let (_, wp) = self.shape.padded();
+            let mut w = [0f32; 9];
+            w.copy_from_slice(&self.weights[c * 9..(c + 1) * 9]);
+            // Reads reach row (out_h - 1) + 2 and column (blocks of 8 from 0) + 2 + 7:
+            // inside `padded` with its slack.
+            assert!(
+                padded.len() >= (self.out_h + 1) * wp + self.out_w.div_ceil(LANES) * LANES + 2
+                    && out.len() >= self.out_h * self.out_w
+            );
+            avx::depthwise_3x3(padded, wp, out, self.out_h, self.out_w, &w, self.bias[c]);
+            if self.silu {
+                silu_in_place(out);
+            }
+            return;
+        }
+        self.channel_body(c, padded, out);
+    }
+
+    /// One channel from its zero-padded plane (with [`LANES`] values of slack at its end,
+    /// so that the last block of a row may read past the row).
+    #[inline(always)]
+    fn channel_body(&self, c: usize, padded: &[f32], out: &mut [f32]) {
+        let ConvShape { kh, kw, stride, .. } = self.shape;
+        let (_, wp) = self.shape.padded();
+        let weights = &self.weights[c * kh * kw..(c + 1) * kh * kw];
+        let bias = self.bias[c];
+        for (y, row) in out.chunks_exact_mut(self.out_w).enumerate() {
+            // Blocks of 8 outputs, accumulated in registers over every tap.
+            for (b, block) in row.chunks_mut(LANES).enumerate() {
+                let x0 = b * LANES;
+                let mut acc = [bias; LANES];
+                for ky in 0..kh {
+                    let line = (y * stride + ky) * wp + x0 * stride;
+                    for kx in 0..kw {
+                        let wt = weights[ky * kw + kx];
+                        let start = line + kx;
+                        if stride == 1 {
+                            let src = &padded[start..start + LANES];
+                            for (a, x) in acc.iter_mut().zip(src) {
+                                *a += wt * *x;
+                            }
+                        } else {
+                            for (i, a) in acc.iter_mut().enumerate() {
+                                *a += wt * padded[start + i * stride];
+                            }
+                        }
+                    }
+                }
+                block.copy_from_slice(&acc[..block.len()]);
+            }
+            if self.silu {
+                silu_in_place(row);
+            }
+        }
+    }
+}
+
+/// SiLU over a slice, 8 lanes at a time where AVX2/FMA are available.
+fn silu_in_place(values: &mut [f32]) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if simd_available() {
+        // SAFETY: AVX2 and FMA were detected.
+        unsafe { avx::silu_slice(values) };
+        done = values.len() / LANES * LANES;
+    }
+    for v in &mut values[done..] {
+        *v = silu(*v);
+    }
+}
+
 /// `x · sigmoid(x)`.
 pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
@@ -626,6 +844,60 @@ mod avx {
     tile_kernel!(tile6: 0 => a0, b0; 1 => a1, b1; 2 => a2, b2; 3 => a3, b3; 4 => a4, b4; 5 => a5, b5);
     tile_kernel!(tile5: 0 => a0, b0; 1 => a1, b1; 2 => a2, b2; 3 => a3, b3; 4 => a4, b4);
 
+    /// One channel of a 3x3, stride-1 depthwise convolution from its zero-padded plane
+    /// (`wp` wide): out[y][x] = bias + Σ w[ky·3 + kx] · padded[y + ky][x + kx], 8
+    /// outputs at a time with the nine weights in registers.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; `padded` must hold `(out_h + 1) · wp +
+    /// ceil(out_w / 8) · 8 + 2` values, `out` `out_h · out_w`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn depthwise_3x3(
+        padded: &[f32],
+        wp: usize,
+        out: &mut [f32],
+        out_h: usize,
+        out_w: usize,
+        w: &[f32; 9],
+        bias: f32,
+    ) {
+        let wv: [__m256; 9] = std::array::from_fn(|k| _mm256_set1_ps(w[k]));
+        let b = _mm256_set1_ps(bias);
+        let src = padded.as_ptr();
+        let mut tail = [0f32; LANES];
+        for y in 0..out_h {
+            for x in (0..out_w).step_by(LANES) {
+                let mut acc = b;
+                for ky in 0..3 {
+                    let row = src.add((y + ky) * wp + x);
+                    acc = _mm256_fmadd_ps(wv[ky * 3], _mm256_loadu_ps(row), acc);
+                    acc = _mm256_fmadd_ps(wv[ky * 3 + 1], _mm256_loadu_ps(row.add(1)), acc);
+                    acc = _mm256_fmadd_ps(wv[ky * 3 + 2], _mm256_loadu_ps(row.add(2)), acc);
+                }
+                let dst = &mut out[y * out_w + x..];
+                if dst.len() >= LANES && x + LANES <= out_w {
+                    _mm256_storeu_ps(dst.as_mut_ptr(), acc);
+                } else {
+                    _mm256_storeu_ps(tail.as_mut_ptr(), acc);
+                    let n = out_w - x;
+                    dst[..n].copy_from_slice(&tail[..n]);
+                }
+            }
+        }
+    }
+
+    /// SiLU in place over the whole blocks of 8 of `values` (the rest left as is).
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn silu_slice(values: &mut [f32]) {
+        for chunk in values.chunks_exact_mut(LANES) {
+            let v = silu8(_mm256_loadu_ps(chunk.as_ptr()));
+            _mm256_storeu_ps(chunk.as_mut_ptr(), v);
+        }
+    }
+
     /// Transposes 8 rows of 8 floats in registers: out[i][j] = in[j][i].
     #[target_feature(enable = "avx2")]
     unsafe fn transpose(r: [__m256; 8]) -> [__m256; 8] {
@@ -657,47 +929,55 @@ mod avx {
         ]
     }
 
-    /// 8 pixels of `channels` (≤ 8) channel rows `channel_stride` apart, from `src`,
-    /// written as 8 channel-blocked pixels (missing channels zero) at `dst`.
+    /// `blocks` × 8 pixels of `channels` (≤ 8) channel rows `channel_stride` apart, from
+    /// `src`, written as channel-blocked pixels (missing channels zero) from `dst`.
     ///
     /// # Safety
-    /// AVX2 must be available; `src + c · channel_stride .. + 8` readable for each
-    /// `c < channels`, `dst .. dst + 64` writable.
+    /// AVX2 must be available; `src + c · channel_stride .. + 8 · blocks` readable for
+    /// each `c < channels`, `dst .. dst + 64 · blocks` writable.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn block_8x8(
         src: *const f32,
         channel_stride: usize,
         channels: usize,
         dst: *mut f32,
+        blocks: usize,
     ) {
-        let rows: [__m256; 8] = std::array::from_fn(|c| {
-            if c < channels {
-                _mm256_loadu_ps(src.add(c * channel_stride))
-            } else {
-                _mm256_setzero_ps()
+        for k in 0..blocks {
+            let (src, dst) = (src.add(k * LANES), dst.add(k * LANES * LANES));
+            let rows: [__m256; 8] = std::array::from_fn(|c| {
+                if c < channels {
+                    _mm256_loadu_ps(src.add(c * channel_stride))
+                } else {
+                    _mm256_setzero_ps()
+                }
+            });
+            for (i, v) in transpose(rows).iter().enumerate() {
+                _mm256_storeu_ps(dst.add(i * LANES), *v);
             }
-        });
-        for (i, v) in transpose(rows).iter().enumerate() {
-            _mm256_storeu_ps(dst.add(i * LANES), *v);
         }
     }
 
-    /// The reverse of [`block_8x8`]: 8 channel-blocked pixels at `src` written as
-    /// `channels` rows of 8 pixels, `channel_stride` apart, from `dst`.
+    /// The reverse of [`block_8x8`]: `blocks` × 8 channel-blocked pixels from `src`
+    /// written as `channels` rows of pixels, `channel_stride` apart, from `dst`.
     ///
     /// # Safety
-    /// AVX2 must be available; `src .. src + 64` readable, `dst + c · channel_stride ..
-    /// + 8` writable for each `c < channels`.
+    /// AVX2 must be available; `src .. src + 64 · blocks` readable, `dst + c ·
+    /// channel_stride .. + 8 · blocks` writable for each `c < channels`.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn unblock_8x8(
         src: *const f32,
         channels: usize,
         dst: *mut f32,
         channel_stride: usize,
+        blocks: usize,
     ) {
-        let pixels: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * LANES)));
-        for (c, v) in transpose(pixels).iter().enumerate().take(channels) {
-            _mm256_storeu_ps(dst.add(c * channel_stride), *v);
+        for k in 0..blocks {
+            let (src, dst) = (src.add(k * LANES * LANES), dst.add(k * LANES));
+            let pixels: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * LANES)));
+            for (c, v) in transpose(pixels).iter().enumerate().take(channels) {
+                _mm256_storeu_ps(dst.add(c * channel_stride), *v);
+            }
         }
     }
 
@@ -705,7 +985,7 @@ mod avx {
     /// `exp` (Cephes' `expf` coefficients, range reduction by ln 2, relative error about
     /// 1e-7 on [-87, 88]; inputs are clamped to that range).
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn silu8(x: __m256) -> __m256 {
+    pub(super) unsafe fn silu8(x: __m256) -> __m256 {
         let one = _mm256_set1_ps(1.0);
         let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
         _mm256_div_ps(x, _mm256_add_ps(one, e))
@@ -921,6 +1201,73 @@ mod tests {
         for shape in shapes {
             check(shape, false);
             check(shape, true);
+        }
+    }
+
+    #[test]
+    fn depthwise_matches_the_definition() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
+        for shape in [
+            ConvShape {
+                cin: 5,
+                cout: 5,
+                h: 11,
+                w: 13,
+                kh: 3,
+                kw: 3,
+                stride: 1,
+                pad: [1; 4],
+            },
+            ConvShape {
+                cin: 3,
+                cout: 3,
+                h: 10,
+                w: 9,
+                kh: 3,
+                kw: 3,
+                stride: 2,
+                pad: [1, 0, 1, 1],
+            },
+            ConvShape {
+                cin: 2,
+                cout: 2,
+                h: 7,
+                w: 8,
+                kh: 5,
+                kw: 5,
+                stride: 1,
+                pad: [2; 4],
+            },
+        ] {
+            let input = values(shape.cin * shape.h * shape.w, 10);
+            let weights = values(shape.cin * shape.kh * shape.kw, 11);
+            let bias = values(shape.cin, 12);
+            for silu_on in [false, true] {
+                let dw = DepthwiseConv::new(shape, &weights, &bias, silu_on).expect("plan");
+                let (oh, ow) = dw.output_hw();
+                // The definition: a dense convolution whose kernel is zero off the diagonal.
+                let mut dense = vec![0f32; shape.cout * shape.cin * shape.kh * shape.kw];
+                for c in 0..shape.cin {
+                    for k in 0..shape.kh * shape.kw {
+                        dense[(c * shape.cin + c) * shape.kh * shape.kw + k] =
+                            weights[c * shape.kh * shape.kw + k];
+                    }
+                }
+                let want = reference(shape, &input, &dense, &bias, silu_on);
+                for pool in [None, Some(&pool)] {
+                    let mut out = vec![f32::NAN; shape.cout * oh * ow];
+                    dw.run_in(&input, &mut out, pool).expect("run");
+                    for (a, b) in out.iter().zip(&want) {
+                        assert!(
+                            (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                            "{shape:?}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
         }
     }
 

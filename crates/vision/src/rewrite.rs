@@ -23,7 +23,7 @@ use tract_onnx::tract_core::ops::math::Add;
 use tract_onnx::tract_core::ops::nn::{DataFormat, Silu, Softmax};
 use tract_onnx::tract_core::optim::Optimizer;
 
-use crate::conv::{ConvShape, DirectConv};
+use crate::conv::{ConvShape, DepthwiseConv, DirectConv};
 
 /// Softmax of f32 values along one axis that is not the last one, evaluated on
 /// contiguous runs (see the module documentation). Same output as tract's `Softmax`
@@ -123,7 +123,39 @@ pub fn softmax_blocks(data: &mut [f32], n: usize, inner: usize) {
     }
 }
 
-/// A convolution run by the project's [`DirectConv`], with what followed it fused in
+/// The project's convolution kernels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ConvKernel {
+    /// Dense (group 1).
+    Dense(Arc<DirectConv>),
+    /// Depthwise (one group per channel).
+    Depthwise(Arc<DepthwiseConv>),
+}
+
+impl ConvKernel {
+    fn shape(&self) -> ConvShape {
+        match self {
+            ConvKernel::Dense(c) => c.shape(),
+            ConvKernel::Depthwise(c) => c.shape(),
+        }
+    }
+
+    fn silu(&self) -> bool {
+        match self {
+            ConvKernel::Dense(c) => c.silu(),
+            ConvKernel::Depthwise(c) => c.silu(),
+        }
+    }
+
+    fn output_hw(&self) -> (usize, usize) {
+        match self {
+            ConvKernel::Dense(c) => c.output_hw(),
+            ConvKernel::Depthwise(c) => c.output_hw(),
+        }
+    }
+}
+
+/// A convolution run by the project's [`DirectConv`] or [`DepthwiseConv`], with what followed it fused in
 /// (SiLU, order-preserving reshapes such as the removal of the batch axis). The input is
 /// an f32 shape holding the `cin × h × w` values in NCHW order (`[1, cin, h, w]`, or
 /// tract's `CHW` `[cin, h, w]`), the output any shape holding `cout × oh × ow` in that
@@ -131,7 +163,7 @@ pub fn softmax_blocks(data: &mut [f32], n: usize, inner: usize) {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OptiConv {
     /// The planned convolution with its packed weights.
-    pub conv: Arc<DirectConv>,
+    pub conv: ConvKernel,
     /// The input's shape.
     pub input_shape: TVec<usize>,
     /// The output's shape.
@@ -146,7 +178,12 @@ impl Op for OptiConv {
     fn info(&self) -> TractResult<Vec<String>> {
         let s = self.conv.shape();
         Ok(vec![format!(
-            "{}->{} {}x{} stride {} pad {:?} on {}x{}{}",
+            "{}{}->{} {}x{} stride {} pad {:?} on {}x{}{}",
+            if matches!(self.conv, ConvKernel::Depthwise(_)) {
+                "depthwise "
+            } else {
+                ""
+            },
             s.cin,
             s.cout,
             s.kh,
@@ -181,9 +218,12 @@ impl EvalOp for OptiConv {
                 tract_linalg::multithread::Executor::MultiThread(pool) => Some(&**pool),
                 _ => None,
             };
-            self.conv
-                .run_in(data, plain_out.as_slice_mut::<f32>()?, pool)
-                .map_err(|e| format_err!("{e}"))?;
+            let out = plain_out.as_slice_mut::<f32>()?;
+            match &self.conv {
+                ConvKernel::Dense(c) => c.run_in(data, out, pool),
+                ConvKernel::Depthwise(c) => c.run_in(data, out, pool),
+            }
+            .map_err(|e| format_err!("{e}"))?;
         }
         Ok(tvec!(out.into_tvalue()))
     }
@@ -235,6 +275,8 @@ fn f32_values(t: &Tensor) -> TractResult<Vec<f32>> {
 /// A convolution found in the graph, before what follows it is fused in.
 struct Found {
     shape: ConvShape,
+    /// One kernel per channel (`weights` `[channel][1][kh][kw]`).
+    depthwise: bool,
     /// OIHW.
     weights: Vec<f32>,
     /// Per output channel, or `None` when the node adds none (a matrix product).
@@ -244,7 +286,7 @@ struct Found {
     output_shape: TVec<usize>,
 }
 
-/// A tract `Conv` this project runs: f32, NCHW with batch 1 or CHW, group 1, OIHW
+/// A tract `Conv` this project runs: f32, NCHW with batch 1 or CHW, group 1 or depthwise, OIHW
 /// constant kernel and bias, 2-D, no dilation, equal strides of 1 or 2.
 fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>> {
     let Some(conv) = node.op_as::<Conv>() else {
@@ -252,7 +294,6 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
     };
     let spec = &conv.pool_spec;
     if conv.q_params.is_some()
-        || conv.group != 1
         || conv.kernel_fmt != KernelFormat::OIHW
         || !matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
         || spec.rank() != 2
@@ -284,7 +325,8 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
     let &[cout, kcin, kh, kw] = kernel.shape() else {
         return Ok(None);
     };
-    if kcin != cin {
+    let depthwise = conv.group == cin && cout == cin && kcin == 1 && cin > 1;
+    if !(conv.group == 1 && kcin == cin || depthwise) {
         return Ok(None);
     }
     let bias = match bias.len() {
@@ -321,6 +363,7 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
     }
     Ok(Some(Found {
         shape,
+        depthwise,
         weights: f32_values(&kernel)?,
         bias: Some(bias),
         input: node.inputs[0],
@@ -481,7 +524,14 @@ pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<usize> {
             .bias
             .clone()
             .unwrap_or_else(|| vec![0.0; found.shape.cout]);
-        let Ok(conv) = DirectConv::new(found.shape, &found.weights, &bias, fused.silu) else {
+        let conv = if found.depthwise {
+            DepthwiseConv::new(found.shape, &found.weights, &bias, fused.silu)
+                .map(|c| ConvKernel::Depthwise(Arc::new(c)))
+        } else {
+            DirectConv::new(found.shape, &found.weights, &bias, fused.silu)
+                .map(|c| ConvKernel::Dense(Arc::new(c)))
+        };
+        let Ok(conv) = conv else {
             continue;
         };
         let (oh, ow) = conv.output_hw();
@@ -492,7 +542,7 @@ pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<usize> {
             continue;
         }
         let op = OptiConv {
-            conv: Arc::new(conv),
+            conv,
             input_shape: found.input_shape.clone(),
             output_shape: fused.output_shape.clone(),
         };
@@ -645,7 +695,11 @@ mod tests {
         rewrite: bool,
     ) -> TractResult<(Tensor, usize)> {
         use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
-        let (cin, cout, h, w) = (12usize, 20usize, 11usize, 14usize);
+        // "dw" in `then`: a depthwise convolution (one group per channel).
+        let depthwise = then.contains("dw");
+        let (cin, h, w) = (12usize, 11usize, 14usize);
+        let cout = if depthwise { cin } else { 20 };
+        let kcin = if depthwise { 1 } else { cin };
         let values = |n: usize, seed: usize| -> Vec<f32> {
             (0..n)
                 .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
@@ -659,8 +713,8 @@ mod tests {
         };
         let x = model.add_source("x", f32::fact(&shape))?;
         let kernel = tract_ndarray::ArrayD::from_shape_vec(
-            &[cout, cin, 3, 3][..],
-            values(cout * cin * 9, 1),
+            &[cout, kcin, 3, 3][..],
+            values(cout * kcin * 9, 1),
         )?
         .into_tensor();
         let k = model.add_const("k", kernel)?;
@@ -680,7 +734,7 @@ mod tests {
                 output_channels: cout,
             },
             kernel_fmt: KernelFormat::OIHW,
-            group: 1,
+            group: if depthwise { cin } else { 1 },
             q_params: None,
         };
         let mut y = model.wire_node("conv", conv, &[x, k, b])?;
@@ -714,6 +768,9 @@ mod tests {
             (true, "rm", 2),
             (false, "silu", 1),
             (false, "", 2),
+            (true, "dw silu", 1),
+            (false, "dw", 1),
+            (true, "dw rm silu", 2),
         ] {
             let (want, _) = conv_graph(batch, then, stride, false)?;
             let (got, replaced) = conv_graph(batch, then, stride, true)?;

@@ -660,3 +660,38 @@ fn direct_conv_at_conv_shapes() {
         );
     }
 }
+
+/// The project's depthwise convolution at the shipped model's head shapes.
+#[test]
+#[ignore = "measuring tool"]
+fn depthwise_conv_at_head_shapes() {
+    use opti_vision::conv::{ConvShape, DepthwiseConv};
+    for (c, h) in [(64usize, 40usize), (64, 20), (64, 10), (128, 10)] {
+        let shape = ConvShape {
+            cin: c,
+            cout: c,
+            h,
+            w: h,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            pad: [1; 4],
+        };
+        let weights = vec![0.1f32; c * 9];
+        let bias = vec![0.1f32; c];
+        let dw = DepthwiseConv::new(shape, &weights, &bias, std::env::var("SILU").is_ok())
+            .expect("plan");
+        let input = vec![0.5f32; c * h * h];
+        let mut out = vec![0f32; c * h * h];
+        for _ in 0..5 {
+            dw.run_in(&input, &mut out, None).expect("run");
+        }
+        let runs = 200;
+        let t = Instant::now();
+        for _ in 0..runs {
+            dw.run_in(&input, &mut out, None).expect("run");
+        }
+        let ms = t.elapsed().as_secs_f64() * 1000.0 / runs as f64;
+        println!("depthwise {c} ch @{h}: {ms:.3} ms");
+    }
+}
