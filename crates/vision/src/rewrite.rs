@@ -14,12 +14,10 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::cnn::conv::KernelFormat;
 use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
-use tract_onnx::tract_core::ops::math::Add;
 use tract_onnx::tract_core::ops::nn::{DataFormat, Silu, Softmax};
 use tract_onnx::tract_core::optim::Optimizer;
 
@@ -247,8 +245,11 @@ impl TypedOp for OptiConv {
 /// The constant value of `outlet` as f32, also through a `Cast` of a constant (the
 /// model cache is read without a second declutter, which would fold those).
 fn constant_f32(model: &TypedModel, outlet: OutletId) -> TractResult<Option<Arc<Tensor>>> {
-    let value = match &model.outlet_fact(outlet)?.konst {
+    let fact = model.outlet_fact(outlet)?;
+    let value = match &fact.konst {
         Some(k) => Some(k.clone()),
+        // A cast to anything but f32 would round the values the way the graph expects.
+        None if fact.datum_type != f32::datum_type() => None,
         None => {
             let node = &model.nodes[outlet.node];
             match node.op_as::<Cast>() {
@@ -279,8 +280,8 @@ struct Found {
     depthwise: bool,
     /// OIHW.
     weights: Vec<f32>,
-    /// Per output channel, or `None` when the node adds none (a matrix product).
-    bias: Option<Vec<f32>>,
+    /// Per output channel.
+    bias: Vec<f32>,
     input: OutletId,
     input_shape: TVec<usize>,
     output_shape: TVec<usize>,
@@ -365,7 +366,7 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
         shape,
         depthwise,
         weights: f32_values(&kernel)?,
-        bias: Some(bias),
+        bias,
         input: node.inputs[0],
         input_shape: input
             .shape
@@ -378,22 +379,18 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
 
 /// What follows a convolution and can run inside it, each node the only successor of
 /// the one before and not a model output: order-preserving axis changes, casts of f32 to
-/// f32, one addition of a per-channel constant (the bias, when the convolution has none)
-/// and one SiLU (after the bias).
+/// f32 and one SiLU.
 struct Fused {
     /// The last node fused (the convolution itself when nothing follows).
     last: usize,
     output_shape: TVec<usize>,
-    bias: Option<Vec<f32>>,
     silu: bool,
 }
 
 fn fuse_successors(model: &TypedModel, found: &Found, id: usize) -> TractResult<Fused> {
-    let cout = found.shape.cout;
     let mut fused = Fused {
         last: id,
         output_shape: found.output_shape.clone(),
-        bias: found.bias.clone(),
         silu: false,
     };
     let is_output = |n: usize| model.outputs.iter().any(|o| o.node == n);
@@ -401,46 +398,20 @@ fn fuse_successors(model: &TypedModel, found: &Found, id: usize) -> TractResult<
         let Some(next) = model.single_succ(fused.last)? else {
             break;
         };
-        let from = OutletId::new(fused.last, 0);
-        let Some(shape) = model
-            .outlet_fact(OutletId::new(next.id, 0))?
-            .shape
-            .as_concrete()
-            .map(TVec::from)
-        else {
+        let out = model.outlet_fact(OutletId::new(next.id, 0))?;
+        let Some(shape) = out.shape.as_concrete().map(TVec::from) else {
             break;
         };
-        let f32_out = model.outlet_fact(OutletId::new(next.id, 0))?.datum_type == f32::datum_type();
-        if !f32_out || next.outputs.len() != 1 {
+        if out.datum_type != f32::datum_type() || next.outputs.len() != 1 || next.inputs.len() != 1
+        {
             break;
         }
         if let Some(op) = next.op_as::<AxisOp>() {
-            if matches!(op, AxisOp::Move(..)) || next.inputs.len() != 1 {
+            if matches!(op, AxisOp::Move(..)) {
                 break;
             }
         } else if next.op_is::<Cast>() {
-            if next.inputs.len() != 1 {
-                break;
-            }
-        } else if let Some(op) = next.op_as::<TypedBinOp>() {
-            if !op.0.is::<Add>() || fused.bias.is_some() || fused.silu || next.inputs.len() != 2 {
-                break;
-            }
-            let other = if next.inputs[0] == from {
-                next.inputs[1]
-            } else {
-                next.inputs[0]
-            };
-            let Some(bias) = constant_f32(model, other)? else {
-                break;
-            };
-            if shape != fused.output_shape {
-                break;
-            }
-            let Some(values) = per_channel(&bias, &shape, cout)? else {
-                break;
-            };
-            fused.bias = Some(values);
+            // f32 in (what came before is f32) and f32 out: nothing to do.
         } else if next
             .op_as::<ElementWiseOp>()
             .is_some_and(|op| op.0.is::<Silu>())
@@ -456,31 +427,6 @@ fn fuse_successors(model: &TypedModel, found: &Found, id: usize) -> TractResult<
         fused.output_shape = shape;
     }
     Ok(fused)
-}
-
-/// `bias`'s values per output channel when, broadcast against `shape` (which holds
-/// `cout` channels of pixels, channel-major), it is constant over the pixels.
-fn per_channel(bias: &Tensor, shape: &[usize], cout: usize) -> TractResult<Option<Vec<f32>>> {
-    let values = f32_values(bias)?;
-    if values.len() == 1 {
-        return Ok(Some(vec![values[0]; cout]));
-    }
-    if values.len() != cout || bias.rank() > shape.len() {
-        return Ok(None);
-    }
-    // The bias's axes right-aligned against the shape's: its one axis of `cout` values
-    // must be the shape's channel axis (all axes before it 1).
-    let offset = shape.len() - bias.rank();
-    for (i, &d) in bias.shape().iter().enumerate() {
-        let j = i + offset;
-        if d == cout && shape[j] == cout && shape[..j].iter().all(|&s| s == 1) {
-            return Ok(Some(values));
-        }
-        if d != 1 {
-            return Ok(None);
-        }
-    }
-    Ok(None)
 }
 
 /// Replaces the convolutions this project runs ([`found_conv`]: in YOLO11n every dense
@@ -509,26 +455,11 @@ pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<usize> {
             continue;
         };
         let fused = fuse_successors(model, &found, id)?;
-        if std::env::var("OPTI_DEBUG_FUSE").is_ok() {
-            eprintln!(
-                "FOUND {} {:?} -> last {} shape {:?} bias {} silu {}",
-                node.name,
-                found.shape,
-                model.nodes[fused.last].name,
-                fused.output_shape,
-                fused.bias.is_some(),
-                fused.silu
-            );
-        }
-        let bias = fused
-            .bias
-            .clone()
-            .unwrap_or_else(|| vec![0.0; found.shape.cout]);
         let conv = if found.depthwise {
-            DepthwiseConv::new(found.shape, &found.weights, &bias, fused.silu)
+            DepthwiseConv::new(found.shape, &found.weights, &found.bias, fused.silu)
                 .map(|c| ConvKernel::Depthwise(Arc::new(c)))
         } else {
-            DirectConv::new(found.shape, &found.weights, &bias, fused.silu)
+            DirectConv::new(found.shape, &found.weights, &found.bias, fused.silu)
                 .map(|c| ConvKernel::Dense(Arc::new(c)))
         };
         let Ok(conv) = conv else {
@@ -727,7 +658,13 @@ mod tests {
                     DataFormat::CHW
                 },
                 kernel_shape: tvec![3, 3],
-                padding: PaddingSpec::Explicit(tvec![1, 1], tvec![1, 1]),
+                // "same": tract's SAME_UPPER (at stride 2 on an even side: pad 0 before,
+                // 1 after).
+                padding: if then.contains("same") {
+                    PaddingSpec::SameUpper
+                } else {
+                    PaddingSpec::Explicit(tvec![1, 1], tvec![1, 1])
+                },
                 dilations: None,
                 strides: Some(tvec![stride, stride]),
                 input_channels: cin,
@@ -737,14 +674,21 @@ mod tests {
             group: if depthwise { cin } else { 1 },
             q_params: None,
         };
-        let mut y = model.wire_node("conv", conv, &[x, k, b])?;
+        let conv_out = model.wire_node("conv", conv, &[x, k, b])?;
+        let mut y = conv_out.clone();
         if then.contains("rm") {
             y = model.wire_node("rm", AxisOp::Rm(0), &y)?;
         }
         if then.contains("silu") {
             y = model.wire_node("silu", tract_onnx::tract_core::ops::nn::silu::silu(), &y)?;
         }
-        model.select_output_outlets(&y)?;
+        // "fork": the convolution's own output is a model output too (nothing after it
+        // may be fused then; both outputs must come out right).
+        let mut outputs = y.to_vec();
+        if then.contains("fork") {
+            outputs.push(conv_out[0]);
+        }
+        model.select_output_outlets(&outputs)?;
         let replaced = if rewrite {
             direct_convolutions(&mut model)?
         } else {
@@ -755,7 +699,18 @@ mod tests {
                 .into_tensor();
         let plan = model.into_optimized()?.into_runnable()?;
         let out = plan.run(tvec!(input.into_tvalue()))?;
-        Ok((out[0].clone().into_tensor(), replaced))
+        let mut all = out[0].clone().into_tensor();
+        if out.len() > 1 {
+            // Both outputs, flattened one after the other, for one comparison.
+            let mut values = all
+                .to_plain_array_view::<f32>()?
+                .iter()
+                .copied()
+                .collect::<Vec<_>>();
+            values.extend(out[1].to_plain_array_view::<f32>()?.iter().copied());
+            all = tract_ndarray::Array1::from_vec(values).into_tensor();
+        }
+        Ok((all, replaced))
     }
 
     #[test]
@@ -771,12 +726,15 @@ mod tests {
             (true, "dw silu", 1),
             (false, "dw", 1),
             (true, "dw rm silu", 2),
+            (true, "same silu", 2),
+            (false, "same", 1),
+            (true, "fork silu", 1),
+            (true, "fork rm silu", 2),
         ] {
             let (want, _) = conv_graph(batch, then, stride, false)?;
             let (got, replaced) = conv_graph(batch, then, stride, true)?;
-            if crate::conv::simd_available() {
-                assert_eq!(replaced, 1, "{batch} {then:?} {stride}");
-            }
+            let expected = usize::from(crate::conv::simd_available());
+            assert_eq!(replaced, expected, "{batch} {then:?} {stride}");
             assert_eq!(got.shape(), want.shape(), "{batch} {then:?} {stride}");
             let (a, b) = (
                 got.to_plain_array_view::<f32>()?,
