@@ -69,7 +69,9 @@ pub fn onnx_key(onnx: &[u8]) -> String {
         .collect()
 }
 
-fn nnef() -> Nnef {
+/// tract's NNEF framework with the ops a decluttered ONNX graph may hold (building its
+/// registries takes ~10 ms: the detector builds it while the ONNX is hashed).
+pub(crate) fn nnef() -> Nnef {
     tract_nnef::nnef().with_onnx()
 }
 
@@ -205,7 +207,7 @@ pub(crate) fn write(
 
 /// Reads the cache at `path` if it was made from the ONNX whose key is `key` by this
 /// build; any mismatch or damage is an error (a miss).
-pub(crate) fn read(path: &Path, key: &str) -> Result<Cached, CacheError> {
+pub(crate) fn read(path: &Path, key: &str, nnef: &Nnef) -> Result<Cached, CacheError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -255,7 +257,7 @@ pub(crate) fn read(path: &Path, key: &str) -> Result<Cached, CacheError> {
             .ok_or_else(|| corrupt(format!("bad header line {line:?}")))?;
         metadata.insert(k, v);
     }
-    let model = nnef()
+    let model = nnef
         .model_for_read(&mut &bytes[end + 2..])
         .map_err(|e| corrupt(format!("NNEF graph: {e:#}")))?;
     Ok(Cached { metadata, model })
@@ -286,12 +288,24 @@ mod tests {
     fn a_missing_cache_is_absent_and_garbage_is_a_miss() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("m.onnx.nnef-cache");
-        assert!(matches!(read(&path, "k"), Err(CacheError::Absent(_))));
+        assert!(matches!(
+            read(&path, "k", &nnef()),
+            Err(CacheError::Absent(_))
+        ));
         std::fs::write(&path, b"\x00\x01garbage").expect("write");
-        assert!(matches!(read(&path, "k"), Err(CacheError::Corrupt { .. })));
+        assert!(matches!(
+            read(&path, "k", &nnef()),
+            Err(CacheError::Corrupt { .. })
+        ));
         std::fs::write(&path, format!("{MAGIC}\n{TRACT}\nonnx-sha256 other\n\nxx")).expect("write");
-        assert!(matches!(read(&path, "k"), Err(CacheError::Stale { .. })));
+        assert!(matches!(
+            read(&path, "k", &nnef()),
+            Err(CacheError::Stale { .. })
+        ));
         std::fs::write(&path, "opti-vision model cache 1\n\n").expect("write");
-        assert!(matches!(read(&path, "k"), Err(CacheError::Stale { .. })));
+        assert!(matches!(
+            read(&path, "k", &nnef()),
+            Err(CacheError::Stale { .. })
+        ));
     }
 }
