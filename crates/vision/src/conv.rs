@@ -20,6 +20,13 @@
 //! and stores at those offsets. Where AVX2/FMA are missing, a scalar path computes the
 //! same from the same layout (tests, other CPUs).
 
+// Off x86-64 only the scalar paths exist (and `rewrite` never inserts these ops there):
+// the SIMD plan's fields and the pool parameters go unused.
+#![cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(dead_code, unused_variables, unused_mut)
+)]
+
 use std::fmt;
 
 /// f32 lanes per AVX2 vector, and channels per block.
