@@ -114,6 +114,59 @@ impl fmt::Display for ConvPlanError {
 
 impl std::error::Error for ConvPlanError {}
 
+/// A planned convolution: [`DirectConv`] or [`DepthwiseConv`].
+pub trait ConvPlan: fmt::Debug + Send + Sync {
+    /// The convolution's shape.
+    fn shape(&self) -> ConvShape;
+
+    /// Whether SiLU is applied to the output.
+    fn silu(&self) -> bool;
+
+    /// Runs it: `input` is `cin × h × w`, `output` is `cout × out_h × out_w`; the work
+    /// is spread over `pool` when it has more than one thread.
+    fn run_in(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<(), ConvPlanError>;
+
+    /// Output height and width.
+    fn output_hw(&self) -> (usize, usize) {
+        self.shape().output()
+    }
+
+    /// [`ConvPlan::run_in`] on the calling thread.
+    fn run(&self, input: &[f32], output: &mut [f32]) -> Result<(), ConvPlanError> {
+        self.run_in(input, output, None)
+    }
+}
+
+/// `Debug`, `Hash` and `Eq` of a plan from its shape and activation (its weights are
+/// large, and equal shapes planned from other weights compare by `PartialEq`), and its
+/// [`ConvPlan`] accessors.
+macro_rules! plan_identity {
+    ($plan:ident) => {
+        impl fmt::Debug for $plan {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($plan))
+                    .field("shape", &self.shape)
+                    .field("silu", &self.silu)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl std::hash::Hash for $plan {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.shape.hash(state);
+                self.silu.hash(state);
+            }
+        }
+
+        impl Eq for $plan {}
+    };
+}
+
 /// The channel-blocked output, written by several threads at once (each its own rows).
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
@@ -172,24 +225,7 @@ pub struct DirectConv {
     taps: Vec<(usize, usize)>,
 }
 
-impl fmt::Debug for DirectConv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DirectConv")
-            .field("shape", &self.shape)
-            .field("silu", &self.silu)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::hash::Hash for DirectConv {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.shape.hash(state);
-        self.silu.hash(state);
-        self.packed.len().hash(state);
-    }
-}
-
-impl Eq for DirectConv {}
+plan_identity!(DirectConv);
 
 impl DirectConv {
     /// Plans a convolution with `weights` in OIHW order (`cout × cin × kh × kw`) and one
@@ -279,21 +315,6 @@ impl DirectConv {
             bias: padded_bias,
             taps,
         })
-    }
-
-    /// The convolution's shape.
-    pub fn shape(&self) -> ConvShape {
-        self.shape
-    }
-
-    /// Whether SiLU is applied to the output.
-    pub fn silu(&self) -> bool {
-        self.silu
-    }
-
-    /// Output height and width.
-    pub fn output_hw(&self) -> (usize, usize) {
-        (self.out_h, self.out_w)
     }
 
     /// Multiply-accumulates per run.
@@ -412,58 +433,6 @@ impl DirectConv {
         );
     }
 
-    /// Runs the convolution: `input` is `cin × h × w`, `output` is `cout × out_h × out_w`.
-    pub fn run(&self, input: &[f32], output: &mut [f32]) -> Result<(), ConvPlanError> {
-        self.run_in(input, output, None)
-    }
-
-    /// [`DirectConv::run`] with the output rows split over `pool`'s threads.
-    pub fn run_in(
-        &self,
-        input: &[f32],
-        output: &mut [f32],
-        pool: Option<&rayon::ThreadPool>,
-    ) -> Result<(), ConvPlanError> {
-        let s = &self.shape;
-        if input.len() != s.cin * s.h * s.w {
-            return Err(ConvPlanError(format!(
-                "input has {} values, expected {}",
-                input.len(),
-                s.cin * s.h * s.w
-            )));
-        }
-        if output.len() != s.cout * self.out_h * self.out_w {
-            return Err(ConvPlanError(format!(
-                "output has {} values, expected {}",
-                output.len(),
-                s.cout * self.out_h * self.out_w
-            )));
-        }
-        // The buffers are taken out of the thread's slot for the run and put back after:
-        // a pool thread that waits inside this run may be handed another job that runs
-        // a convolution too, and must not find the slot borrowed.
-        let mut scratch = SCRATCH.with(|slot| std::mem::take(&mut *slot.borrow_mut()));
-        {
-            let Scratch { staged, blocked } = &mut scratch;
-            // Grown when needed, never cleared: `stage` writes every staged value
-            // (padding included) and `compute` every blocked one, so the zero-fill of a
-            // fresh buffer would be wasted work (a 3.4 MB memset for the stem).
-            let (staged_len, blocked_len) = (self.staged_len(), self.blocked_len());
-            if staged.len() < staged_len {
-                staged.resize(staged_len, 0.0);
-            }
-            if blocked.len() < blocked_len {
-                blocked.resize(blocked_len, 0.0);
-            }
-            let (staged, blocked) = (&mut staged[..staged_len], &mut blocked[..blocked_len]);
-            self.stage(input, staged, pool);
-            self.compute(staged, blocked, pool);
-            self.unblock(blocked, output, pool);
-        }
-        SCRATCH.with(|slot| *slot.borrow_mut() = scratch);
-        Ok(())
-    }
-
     /// Fills the channel-blocked output from the staged input.
     fn compute(&self, staged: &[f32], blocked: &mut [f32], pool: Option<&rayon::ThreadPool>) {
         // The plan's invariants, which the SIMD kernel's reads and writes rely on.
@@ -526,7 +495,7 @@ impl DirectConv {
             stride,
             ..
         } = self.shape;
-        let k_tile = cin * kh * kw * OB * LANES;
+        let k_tile = self.tile_weights();
         for y in 0..self.out_h {
             for x in 0..self.out_w_tiles {
                 for t in 0..self.out_blocks / OB {
@@ -558,6 +527,62 @@ impl DirectConv {
                 }
             }
         }
+    }
+}
+
+impl ConvPlan for DirectConv {
+    fn shape(&self) -> ConvShape {
+        self.shape
+    }
+
+    fn silu(&self) -> bool {
+        self.silu
+    }
+
+    fn run_in(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<(), ConvPlanError> {
+        let s = &self.shape;
+        if input.len() != s.cin * s.h * s.w {
+            return Err(ConvPlanError(format!(
+                "input has {} values, expected {}",
+                input.len(),
+                s.cin * s.h * s.w
+            )));
+        }
+        if output.len() != s.cout * self.out_h * self.out_w {
+            return Err(ConvPlanError(format!(
+                "output has {} values, expected {}",
+                output.len(),
+                s.cout * self.out_h * self.out_w
+            )));
+        }
+        // The buffers are taken out of the thread's slot for the run and put back after:
+        // a pool thread that waits inside this run may be handed another job that runs
+        // a convolution too, and must not find the slot borrowed.
+        let mut scratch = SCRATCH.with(|slot| std::mem::take(&mut *slot.borrow_mut()));
+        {
+            let Scratch { staged, blocked } = &mut scratch;
+            // Grown when needed, never cleared: `stage` writes every staged value
+            // (padding included) and `compute` every blocked one, so the zero-fill of a
+            // fresh buffer would be wasted work (a 3.4 MB memset for the stem).
+            let (staged_len, blocked_len) = (self.staged_len(), self.blocked_len());
+            if staged.len() < staged_len {
+                staged.resize(staged_len, 0.0);
+            }
+            if blocked.len() < blocked_len {
+                blocked.resize(blocked_len, 0.0);
+            }
+            let (staged, blocked) = (&mut staged[..staged_len], &mut blocked[..blocked_len]);
+            self.stage(input, staged, pool);
+            self.compute(staged, blocked, pool);
+            self.unblock(blocked, output, pool);
+        }
+        SCRATCH.with(|slot| *slot.borrow_mut() = scratch);
+        Ok(())
     }
 }
 
@@ -597,23 +622,7 @@ pub struct DepthwiseConv {
     bias: Vec<f32>,
 }
 
-impl fmt::Debug for DepthwiseConv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DepthwiseConv")
-            .field("shape", &self.shape)
-            .field("silu", &self.silu)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::hash::Hash for DepthwiseConv {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.shape.hash(state);
-        self.silu.hash(state);
-    }
-}
-
-impl Eq for DepthwiseConv {}
+plan_identity!(DepthwiseConv);
 
 thread_local! {
     static PLANE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -654,45 +663,6 @@ impl DepthwiseConv {
             weights: weights.to_vec(),
             bias: bias.to_vec(),
         })
-    }
-
-    /// The convolution's shape.
-    pub fn shape(&self) -> ConvShape {
-        self.shape
-    }
-
-    /// Whether SiLU is applied to the output.
-    pub fn silu(&self) -> bool {
-        self.silu
-    }
-
-    /// Output height and width.
-    pub fn output_hw(&self) -> (usize, usize) {
-        (self.out_h, self.out_w)
-    }
-
-    /// Runs it: `input` is `c × h × w`, `output` `c × out_h × out_w`; channels are
-    /// spread over `pool` when it has more than one thread.
-    pub fn run_in(
-        &self,
-        input: &[f32],
-        output: &mut [f32],
-        pool: Option<&rayon::ThreadPool>,
-    ) -> Result<(), ConvPlanError> {
-        let ConvShape { cin, h, w, .. } = self.shape;
-        let plane = self.out_h * self.out_w;
-        if input.len() != cin * h * w || output.len() != cin * plane {
-            return Err(ConvPlanError(format!(
-                "depthwise {:?}: input {} / output {} values",
-                self.shape,
-                input.len(),
-                output.len()
-            )));
-        }
-        for_each_chunk(pool, output, plane, |c, out| {
-            self.channel(c, &input[c * h * w..(c + 1) * h * w], out)
-        });
-        Ok(())
     }
 
     fn channel(&self, c: usize, input: &[f32], out: &mut [f32]) {
@@ -776,6 +746,38 @@ impl DepthwiseConv {
                 silu_in_place(row);
             }
         }
+    }
+}
+
+impl ConvPlan for DepthwiseConv {
+    fn shape(&self) -> ConvShape {
+        self.shape
+    }
+
+    fn silu(&self) -> bool {
+        self.silu
+    }
+
+    fn run_in(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<(), ConvPlanError> {
+        let ConvShape { cin, h, w, .. } = self.shape;
+        let plane = self.out_h * self.out_w;
+        if input.len() != cin * h * w || output.len() != cin * plane {
+            return Err(ConvPlanError(format!(
+                "depthwise {:?}: input {} / output {} values",
+                self.shape,
+                input.len(),
+                output.len()
+            )));
+        }
+        for_each_chunk(pool, output, plane, |c, out| {
+            self.channel(c, &input[c * h * w..(c + 1) * h * w], out)
+        });
+        Ok(())
     }
 }
 

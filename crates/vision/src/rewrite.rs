@@ -21,7 +21,7 @@ use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::nn::{DataFormat, Silu, Softmax};
 use tract_onnx::tract_core::optim::Optimizer;
 
-use crate::conv::{ConvShape, DepthwiseConv, DirectConv};
+use crate::conv::{ConvPlan, ConvShape, DepthwiseConv, DirectConv};
 
 /// Softmax of f32 values along one axis that is not the last one, evaluated on
 /// contiguous runs (see the module documentation). Same output as tract's `Softmax`
@@ -131,24 +131,11 @@ pub enum ConvKernel {
 }
 
 impl ConvKernel {
-    fn shape(&self) -> ConvShape {
+    /// The plan behind either kind.
+    pub fn plan(&self) -> &dyn ConvPlan {
         match self {
-            ConvKernel::Dense(c) => c.shape(),
-            ConvKernel::Depthwise(c) => c.shape(),
-        }
-    }
-
-    fn silu(&self) -> bool {
-        match self {
-            ConvKernel::Dense(c) => c.silu(),
-            ConvKernel::Depthwise(c) => c.silu(),
-        }
-    }
-
-    fn output_hw(&self) -> (usize, usize) {
-        match self {
-            ConvKernel::Dense(c) => c.output_hw(),
-            ConvKernel::Depthwise(c) => c.output_hw(),
+            ConvKernel::Dense(c) => &**c,
+            ConvKernel::Depthwise(c) => &**c,
         }
     }
 }
@@ -174,7 +161,8 @@ impl Op for OptiConv {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        let s = self.conv.shape();
+        let plan = self.conv.plan();
+        let s = plan.shape();
         Ok(vec![format!(
             "{}{}->{} {}x{} stride {} pad {:?} on {}x{}{}",
             if matches!(self.conv, ConvKernel::Depthwise(_)) {
@@ -190,7 +178,7 @@ impl Op for OptiConv {
             s.pad,
             s.h,
             s.w,
-            if self.conv.silu() { ", SiLU" } else { "" }
+            if plan.silu() { ", SiLU" } else { "" }
         )])
     }
 
@@ -204,7 +192,7 @@ impl EvalOp for OptiConv {
         let input = args_1!(inputs);
         let plain = input.try_as_plain_ram()?;
         let data = plain.as_slice::<f32>()?;
-        // SAFETY: `DirectConv::run` writes every one of the `cout × oh × ow` values (or
+        // SAFETY: `ConvPlan::run_in` writes every one of the `cout × oh × ow` values (or
         // returns an error, and the tensor is dropped unread).
         let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
         {
@@ -216,12 +204,10 @@ impl EvalOp for OptiConv {
                 tract_linalg::multithread::Executor::MultiThread(pool) => Some(&**pool),
                 _ => None,
             };
-            let out = plain_out.as_slice_mut::<f32>()?;
-            match &self.conv {
-                ConvKernel::Dense(c) => c.run_in(data, out, pool),
-                ConvKernel::Depthwise(c) => c.run_in(data, out, pool),
-            }
-            .map_err(|e| format_err!("{e}"))?;
+            self.conv
+                .plan()
+                .run_in(data, plain_out.as_slice_mut::<f32>()?, pool)
+                .map_err(|e| format_err!("{e}"))?;
         }
         Ok(tvec!(out.into_tvalue()))
     }
@@ -465,13 +451,6 @@ pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<usize> {
         let Ok(conv) = conv else {
             continue;
         };
-        let (oh, ow) = conv.output_hw();
-        let s = found.shape;
-        if found.input_shape.iter().product::<usize>() != s.cin * s.h * s.w
-            || fused.output_shape.iter().product::<usize>() != s.cout * oh * ow
-        {
-            continue;
-        }
         let op = OptiConv {
             conv,
             input_shape: found.input_shape.clone(),

@@ -578,7 +578,7 @@ fn nnef_read_phases() -> TractResult<()> {
 #[test]
 #[ignore = "measuring tool"]
 fn direct_conv_at_conv_shapes() {
-    use opti_vision::conv::{ConvShape, DirectConv};
+    use opti_vision::conv::{ConvPlan, ConvShape, DirectConv};
     let s3 = |cin, cout, h, stride| ConvShape {
         cin,
         cout,
@@ -665,7 +665,7 @@ fn direct_conv_at_conv_shapes() {
 #[test]
 #[ignore = "measuring tool"]
 fn depthwise_conv_at_head_shapes() {
-    use opti_vision::conv::{ConvShape, DepthwiseConv};
+    use opti_vision::conv::{ConvPlan, ConvShape, DepthwiseConv};
     for (c, h) in [(64usize, 40usize), (64, 20), (64, 10), (128, 10)] {
         let shape = ConvShape {
             cin: c,
