@@ -92,6 +92,26 @@ fn print_slowest(label: &str, by: BTreeMap<String, Duration>, runs: usize, top: 
     }
 }
 
+/// A count from the environment (`THREADS`, `TOP`), or `default`.
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Milliseconds per call of `f`, over `runs` calls after 5 to warm up.
+fn ms_per_run(runs: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..5 {
+        f();
+    }
+    let t = Instant::now();
+    for _ in 0..runs {
+        f();
+    }
+    t.elapsed().as_secs_f64() * 1000.0 / runs as f64
+}
+
 /// The slowest nodes (with their op and input shapes) of the shipped model's plan.
 #[test]
 #[ignore = "measuring tool"]
@@ -100,10 +120,7 @@ fn per_node_time_of_the_shipped_model() -> TractResult<()> {
     let runs = 20;
     let p = plan(&model, true)?;
     profile(&p, 3)?;
-    let threads: usize = std::env::var("THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(1);
+    let threads = env_count("THREADS", 1);
     // `BY_OP=1`: totals per operator instead of per node.
     let key: fn(&TypedNode) -> String = if std::env::var("BY_OP").is_ok() {
         |node| node.op().name().to_string()
@@ -125,10 +142,7 @@ fn per_node_time_of_the_shipped_model() -> TractResult<()> {
         &format!("{threads} thread(s)"),
         by_node,
         runs,
-        std::env::var("TOP")
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(25),
+        env_count("TOP", 25),
     );
     Ok(())
 }
@@ -524,15 +538,9 @@ fn plain_matmul_at_conv_shapes() -> TractResult<()> {
         model.outputs = c.to_vec();
         let plan = model.into_optimized()?.into_runnable()?;
         let input = Tensor::zero::<f32>(&[k, n])?;
-        for _ in 0..5 {
-            plan.run(tvec!(input.clone().into_tvalue()))?;
-        }
-        let runs = 50;
-        let t = Instant::now();
-        for _ in 0..runs {
-            plan.run(tvec!(input.clone().into_tvalue()))?;
-        }
-        let ms = t.elapsed().as_secs_f64() * 1000.0 / runs as f64;
+        let ms = ms_per_run(50, || {
+            plan.run(tvec!(input.clone().into_tvalue())).expect("run");
+        });
         println!(
             "{label:<28} m {m:>3} k {k:>3} n {n:>4}: {ms:.3} ms, {:.0} GMAC/s",
             (m * k * n) as f64 / ms / 1e6
@@ -589,11 +597,15 @@ fn direct_conv_at_conv_shapes() {
         stride,
         pad: [1; 4],
     };
+    // 1x1, stride 1, no padding.
+    let s1 = |cin, cout, h| ConvShape {
+        kh: 1,
+        kw: 1,
+        pad: [0; 4],
+        ..s3(cin, cout, h, 1)
+    };
     let silu: bool = std::env::var("SILU").is_ok();
-    let threads: usize = std::env::var("THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(1);
+    let threads = env_count("THREADS", 1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -606,33 +618,9 @@ fn direct_conv_at_conv_shapes() {
         ("model.7 128->256 s2 @20", s3(128, 256, 20, 2)),
         ("cv2.0.0 64->64 @40", s3(64, 64, 40, 1)),
         ("m.0.cv1 16->8 @80", s3(16, 8, 80, 1)),
-        (
-            "1x1 48->64 @80",
-            ConvShape {
-                kh: 1,
-                kw: 1,
-                pad: [0; 4],
-                ..s3(48, 64, 80, 1)
-            },
-        ),
-        (
-            "1x1 32->32 @80",
-            ConvShape {
-                kh: 1,
-                kw: 1,
-                pad: [0; 4],
-                ..s3(32, 32, 80, 1)
-            },
-        ),
-        (
-            "1x1 256->256 @10",
-            ConvShape {
-                kh: 1,
-                kw: 1,
-                pad: [0; 4],
-                ..s3(256, 256, 10, 1)
-            },
-        ),
+        ("1x1 48->64 @80", s1(48, 64, 80)),
+        ("1x1 32->32 @80", s1(32, 32, 80)),
+        ("1x1 256->256 @10", s1(256, 256, 10)),
     ] {
         let k = shape.cin * shape.kh * shape.kw;
         let weights: Vec<f32> = (0..shape.cout * k)
@@ -643,17 +631,9 @@ fn direct_conv_at_conv_shapes() {
         let (oh, ow) = conv.output_hw();
         let input = vec![0.5f32; shape.cin * shape.h * shape.w];
         let mut out = vec![0f32; shape.cout * oh * ow];
-        let run =
-            |out: &mut [f32]| pool.install(|| conv.run_in(&input, out, Some(&pool)).expect("run"));
-        for _ in 0..5 {
-            run(&mut out);
-        }
-        let runs = 50;
-        let t = Instant::now();
-        for _ in 0..runs {
-            run(&mut out);
-        }
-        let ms = t.elapsed().as_secs_f64() * 1000.0 / runs as f64;
+        let ms = ms_per_run(50, || {
+            pool.install(|| conv.run_in(&input, &mut out, Some(&pool)).expect("run"))
+        });
         println!(
             "{label:<26} {ms:.3} ms, {:.0} GMAC/s",
             conv.macs() as f64 / ms / 1e6
@@ -683,15 +663,7 @@ fn depthwise_conv_at_head_shapes() {
             .expect("plan");
         let input = vec![0.5f32; c * h * h];
         let mut out = vec![0f32; c * h * h];
-        for _ in 0..5 {
-            dw.run_in(&input, &mut out, None).expect("run");
-        }
-        let runs = 200;
-        let t = Instant::now();
-        for _ in 0..runs {
-            dw.run_in(&input, &mut out, None).expect("run");
-        }
-        let ms = t.elapsed().as_secs_f64() * 1000.0 / runs as f64;
+        let ms = ms_per_run(200, || dw.run(&input, &mut out).expect("run"));
         println!("depthwise {c} ch @{h}: {ms:.3} ms");
     }
 }
