@@ -70,7 +70,7 @@ pub fn onnx_key(onnx: &[u8]) -> String {
 }
 
 /// tract's NNEF framework with the ops a decluttered ONNX graph may hold (building its
-/// registries takes ~10 ms: the detector builds it while the ONNX is hashed).
+/// registries takes ~10 ms: [`lookup`] builds it while the ONNX is hashed).
 pub(crate) fn nnef() -> Nnef {
     tract_nnef::nnef().with_onnx()
 }
@@ -205,21 +205,36 @@ pub(crate) fn write(
     Ok(())
 }
 
-/// Reads the cache at `path` if it was made from the ONNX whose key is `key` by this
-/// build; any mismatch or damage is an error (a miss).
-pub(crate) fn read(path: &Path, key: &str, nnef: &Nnef) -> Result<Cached, CacheError> {
-    let bytes = match std::fs::read(path) {
+/// The ONNX's key ([`onnx_key`]) and the cache at `path` made from it, if there is one
+/// that matches. With a cache file present the ONNX is hashed on another thread while
+/// tract's NNEF framework is built, so a cold start waits for the longer of the two only.
+pub(crate) fn lookup(path: &Path, onnx: &[u8]) -> (String, Result<Cached, CacheError>) {
+    let bytes = match read_bytes(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(CacheError::Absent(path.to_owned()))
-        }
-        Err(source) => {
-            return Err(CacheError::Io {
-                path: path.to_owned(),
-                source,
-            })
-        }
+        Err(e) => return (onnx_key(onnx), Err(e)),
     };
+    let (key, nnef) = std::thread::scope(|s| {
+        let hash = s.spawn(|| onnx_key(onnx));
+        let nnef = nnef();
+        (hash.join().unwrap_or_else(|_| onnx_key(onnx)), nnef)
+    });
+    let cached = parse(path, &bytes, &key, &nnef);
+    (key, cached)
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>, CacheError> {
+    std::fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => CacheError::Absent(path.to_owned()),
+        _ => CacheError::Io {
+            path: path.to_owned(),
+            source,
+        },
+    })
+}
+
+/// The cache in `bytes` (read from `path`) if it was made from the ONNX whose key is
+/// `key` by this build; any mismatch or damage is an error (a miss).
+fn parse(path: &Path, bytes: &[u8], key: &str, nnef: &Nnef) -> Result<Cached, CacheError> {
     let stale = |reason: String| CacheError::Stale {
         path: path.to_owned(),
         reason,
@@ -288,24 +303,15 @@ mod tests {
     fn a_missing_cache_is_absent_and_garbage_is_a_miss() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("m.onnx.nnef-cache");
-        assert!(matches!(
-            read(&path, "k", &nnef()),
-            Err(CacheError::Absent(_))
-        ));
+        let read = |path: &Path, key: &str| {
+            read_bytes(path).and_then(|bytes| parse(path, &bytes, key, &nnef()))
+        };
+        assert!(matches!(read(&path, "k"), Err(CacheError::Absent(_))));
         std::fs::write(&path, b"\x00\x01garbage").expect("write");
-        assert!(matches!(
-            read(&path, "k", &nnef()),
-            Err(CacheError::Corrupt { .. })
-        ));
+        assert!(matches!(read(&path, "k"), Err(CacheError::Corrupt { .. })));
         std::fs::write(&path, format!("{MAGIC}\n{TRACT}\nonnx-sha256 other\n\nxx")).expect("write");
-        assert!(matches!(
-            read(&path, "k", &nnef()),
-            Err(CacheError::Stale { .. })
-        ));
+        assert!(matches!(read(&path, "k"), Err(CacheError::Stale { .. })));
         std::fs::write(&path, "opti-vision model cache 1\n\n").expect("write");
-        assert!(matches!(
-            read(&path, "k", &nnef()),
-            Err(CacheError::Stale { .. })
-        ));
+        assert!(matches!(read(&path, "k"), Err(CacheError::Stale { .. })));
     }
 }

@@ -257,44 +257,23 @@ impl Detector {
             phases.push((name, now - clock));
             clock = now;
         };
-        // With a cache to read, its NNEF framework is built on this thread while another
-        // hashes the ONNX (both ~7-10 ms, so a cold start waits for the longer only).
-        let reading = cache.filter(|file| read_cache && file.is_file());
-        let (key, framework) = match cache {
-            Some(_) if reading.is_some() => std::thread::scope(|s| {
-                let hash = s.spawn(|| cache::onnx_key(onnx));
-                let framework = cache::nnef();
-                let key = hash.join().unwrap_or_else(|_| cache::onnx_key(onnx));
-                (Some(key), Some(framework))
-            }),
+        let mut cache_note = None;
+        let mut cache_written = false;
+        let (key, cached) = match cache {
+            Some(file) if read_cache => match cache::lookup(file, onnx) {
+                (key, Ok(c)) => (Some(key), Some(c)),
+                (key, Err(e)) => {
+                    cache_note = Some(e.to_string());
+                    (Some(key), None)
+                }
+            },
             Some(_) => (Some(cache::onnx_key(onnx)), None),
             None => (None, None),
         };
-        lap(if framework.is_some() {
-            "hash ONNX ‖ NNEF framework"
-        } else {
-            "hash ONNX"
-        });
-        let mut cache_note = None;
-        let mut cache_written = false;
-        let cached = match (cache, &key, &framework) {
-            (Some(file), Some(key), Some(nnef)) => match cache::read(file, key, nnef) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    cache_note = Some(e.to_string());
-                    None
-                }
-            },
-            (Some(file), Some(_), None) if read_cache => {
-                cache_note = Some(cache::CacheError::Absent(file.to_owned()).to_string());
-                None
-            }
-            _ => None,
-        };
         lap(if cached.is_some() {
-            "read cache (NNEF)"
+            "hash ONNX ‖ read cache (NNEF)"
         } else {
-            "look for a cache"
+            "hash ONNX, look for a cache"
         });
         let (metadata, mut typed, loaded_from) = match cached {
             Some(c) => (c.metadata, c.model, LoadedFrom::Cache),
