@@ -669,21 +669,31 @@ impl DepthwiseConv {
         let ConvShape { h, w, pad, .. } = self.shape;
         let (hp, wp) = self.shape.padded();
         PLANE.with(|plane| {
-            let mut padded = plane.borrow_mut();
-            padded.clear();
+            let mut plane = plane.borrow_mut();
             // Slack: the last 8-output block of a row reads up to 8 · stride values on.
-            padded.resize(hp * wp + LANES * self.shape.stride + self.shape.kw, 0.0);
-            for (y, row) in input.chunks_exact(w).enumerate().take(h) {
-                let at = (y + pad[0]) * wp + pad[1];
-                padded[at..at + w].copy_from_slice(row);
+            let len = hp * wp + LANES * self.shape.stride + self.shape.kw;
+            if plane.len() < len {
+                plane.resize(len, 0.0);
             }
+            let padded = &mut plane[..len];
+            // Every value written once: the padding (and the slack) zeroed, between the
+            // rows the channel's values copied in.
+            let mut at = 0;
+            for (y, row) in input.chunks_exact(w).enumerate().take(h) {
+                let start = (y + pad[0]) * wp + pad[1];
+                padded[at..start].fill(0.0);
+                padded[start..start + w].copy_from_slice(row);
+                at = start + w;
+            }
+            padded[at..].fill(0.0);
+            let padded = &*padded;
             #[cfg(target_arch = "x86_64")]
             if simd_available() {
                 // SAFETY: AVX2 and FMA were detected; the body is safe code.
-                unsafe { self.channel_avx(c, &padded, out) };
+                unsafe { self.channel_avx(c, padded, out) };
                 return;
             }
-            self.channel_body(c, &padded, out);
+            self.channel_body(c, padded, out);
         });
     }
 
@@ -1359,6 +1369,9 @@ mod tests {
                 }
                 let want = reference(shape, &input, &dense, &bias, silu_on);
                 for pool in [None, Some(&pool)] {
+                    // A plane left over from a larger run, poisoned: every value this run
+                    // reads must be written by it.
+                    PLANE.with(|p| *p.borrow_mut() = vec![f32::NAN; 1 << 12]);
                     let mut out = vec![f32::NAN; shape.cout * oh * ow];
                     dw.run_in(&input, &mut out, pool).expect("run");
                     for (a, b) in out.iter().zip(&want) {
