@@ -295,9 +295,12 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
     }
     let input = model.outlet_fact(node.inputs[0])?;
     let batch = spec.data_format == DataFormat::NCHW;
-    let (cin, h, w) = match input.shape.as_concrete() {
-        Some(&[1, cin, h, w]) if batch => (cin, h, w),
-        Some(&[cin, h, w]) if !batch => (cin, h, w),
+    let Some(input_shape) = input.shape.as_concrete() else {
+        return Ok(None);
+    };
+    let (cin, h, w) = match *input_shape {
+        [1, cin, h, w] if batch => (cin, h, w),
+        [cin, h, w] if !batch => (cin, h, w),
         _ => return Ok(None),
     };
     if input.datum_type != f32::datum_type() {
@@ -354,11 +357,7 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
         weights: f32_values(&kernel)?,
         bias,
         input: node.inputs[0],
-        input_shape: input
-            .shape
-            .as_concrete()
-            .map(TVec::from)
-            .unwrap_or_default(),
+        input_shape: input_shape.into(),
         output_shape: output_shape.into(),
     }))
 }
