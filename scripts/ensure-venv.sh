@@ -10,8 +10,10 @@ if [ ! -x "$venv/bin/python" ]; then
   mkdir -p "$(dirname "$venv")"
   python3 -m venv "$venv"
 fi
+# --no-cache-dir: torch and its CUDA wheels alone are ~4 GB; a second copy in pip's cache
+# is what filled CI's disk on a fresh machine.
 echo "installing pinned trainer, test and AWS-tool requirements into $venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check \
+"$venv/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir \
   -r "$root/trainer/requirements.txt" -r "$root/trainer/requirements-test.txt" \
   -r "$root/infra/requirements.txt"
 rm -f "$venv"/.opti-req-*
