@@ -112,7 +112,7 @@ impl ModelSlot {
         });
         let detector = Detector::from_onnx_bytes(onnx, &label, self.options, cache.as_deref())?;
         if let (Some(dir), Some(note)) = (&self.cache_dir, &detector.info().cache_note) {
-            tracing::info!(version, "model cache in {} not used: {note}", dir.display());
+            tracing::info!(version, "model cache in {}: {note}", dir.display());
         }
         if let Some(dir) = &self.cache_dir {
             prune_caches(dir, KEEP_CACHES);

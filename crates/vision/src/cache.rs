@@ -95,6 +95,9 @@ pub enum CacheError {
 pub(crate) struct Cached {
     pub metadata: BTreeMap<String, String>,
     pub model: TypedModel,
+    /// Why the project's NNEF reader ([`crate::nnef_read`]) declined the graph, when it
+    /// was read with tract's own (slower) parser instead; `None` on the fast path.
+    pub slow_read: Option<String>,
 }
 
 fn escape(s: &str) -> String {
@@ -147,7 +150,7 @@ fn header(key: &str, metadata: &BTreeMap<String, String>) -> String {
 ///   (`…/Reshape_1.1` and a `…/Reshape_1` output suffixed `_1`), which silently wires
 ///   the wrong tensor and makes the graph unloadable (seen on YOLO11's attention block
 ///   in about half of the writes). The `n{id}_` prefix is unique per node.
-fn nnef_safe(model: &TypedModel) -> TypedModel {
+pub(crate) fn nnef_safe(model: &TypedModel) -> TypedModel {
     let mut model = model.clone();
     model.properties.clear();
     for node in model.nodes.iter_mut() {
@@ -272,10 +275,25 @@ fn parse(path: &Path, bytes: &[u8], key: &str, nnef: &Nnef) -> Result<Cached, Ca
             .ok_or_else(|| corrupt(format!("bad header line {line:?}")))?;
         metadata.insert(k, v);
     }
-    let model = nnef
-        .model_for_read(&mut &bytes[end + 2..])
-        .map_err(|e| corrupt(format!("NNEF graph: {e:#}")))?;
-    Ok(Cached { metadata, model })
+    let tar = &bytes[end + 2..];
+    let graph_error = |e: TractError| corrupt(format!("NNEF graph: {e:#}"));
+    // The project's reader parses tract's own output ~40x faster than tract's parser
+    // and builds the same AST; anything it declines goes through tract's loader.
+    let (model, slow_read) = match crate::nnef_read::proto_model(tar) {
+        Ok(proto) => (
+            nnef.model_for_proto_model(&proto).map_err(graph_error)?,
+            None,
+        ),
+        Err(why) => (
+            nnef.model_for_read(&mut &tar[..]).map_err(graph_error)?,
+            Some(why.to_string()),
+        ),
+    };
+    Ok(Cached {
+        metadata,
+        model,
+        slow_read,
+    })
 }
 
 #[cfg(test)]

@@ -109,8 +109,8 @@ pub struct ModelInfo {
     pub rewrites: RewriteReport,
     /// Whether the graph came from the ONNX or from a load-optimised cache.
     pub loaded_from: LoadedFrom,
-    /// Why a requested cache was not used, or not written (`None` when it was used or
-    /// none was requested).
+    /// Why a requested cache was not used, not written, or read the slow way (tract's
+    /// NNEF parser); `None` when it was used as is or none was requested.
     pub cache_note: Option<String>,
     /// Whether this load wrote a fresh load-optimised copy (an ONNX load with a cache
     /// location, written and checked to load back).
@@ -261,7 +261,12 @@ impl Detector {
         let mut cache_written = false;
         let (key, cached) = match cache {
             Some(file) if read_cache => match cache::lookup(file, onnx) {
-                (key, Ok(c)) => (Some(key), Some(c)),
+                (key, Ok(c)) => {
+                    if let Some(why) = &c.slow_read {
+                        cache_note = Some(format!("read with tract's NNEF parser: {why}"));
+                    }
+                    (Some(key), Some(c))
+                }
                 (key, Err(e)) => {
                     cache_note = Some(e.to_string());
                     (Some(key), None)

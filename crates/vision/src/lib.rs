@@ -12,6 +12,7 @@ pub mod decode;
 pub mod detector;
 pub mod letterbox;
 pub mod metadata;
+mod nnef_read;
 pub mod postprocess;
 pub mod rewrite;
 pub mod stats;

@@ -394,6 +394,9 @@ fn detector_load_times() {
             t.elapsed().as_secs_f64() * 1000.0,
             d.info().loaded_from
         );
+        for (phase, took) in &d.info().load_phases {
+            println!("    {phase:<40} {:>6.1} ms", took.as_secs_f64() * 1000.0);
+        }
     }
 }
 
