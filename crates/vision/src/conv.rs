@@ -1491,3 +1491,68 @@ mod tests {
         assert!(conv.run(&[0.0; 32], &mut out[..31]).is_err());
     }
 }
+
+#[cfg(test)]
+mod phase_times {
+    use super::*;
+
+    /// Where a [`DirectConv`] run's time goes: staging, the kernel, unblocking
+    /// (`cargo test -p opti-vision --lib phase_times -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "measuring tool"]
+    fn stage_compute_unblock() {
+        let s3 = |cin, cout, h, stride| ConvShape {
+            cin,
+            cout,
+            h,
+            w: h,
+            kh: 3,
+            kw: 3,
+            stride,
+            pad: [1; 4],
+        };
+        let s1 = |cin, cout, h| ConvShape {
+            kh: 1,
+            kw: 1,
+            pad: [0; 4],
+            ..s3(cin, cout, h, 1)
+        };
+        for shape in [
+            s3(16, 8, 80, 1),
+            s3(8, 16, 80, 1),
+            s3(32, 32, 40, 1),
+            s3(64, 64, 20, 1),
+            s3(64, 64, 40, 1),
+            s3(64, 64, 80, 2),
+            s1(48, 64, 80),
+            s1(32, 32, 80),
+            s1(64, 64, 40),
+            s1(256, 256, 10),
+            s1(128, 64, 40),
+        ] {
+            let k = shape.cin * shape.kh * shape.kw;
+            let weights: Vec<f32> = (0..shape.cout * k).map(|i| (i % 7) as f32 * 0.1).collect();
+            let conv =
+                DirectConv::new(shape, &weights, &vec![0.1; shape.cout], true).expect("plan");
+            let (oh, ow) = conv.output_hw();
+            let input = vec![0.5f32; shape.cin * shape.h * shape.w];
+            let mut out = vec![0f32; shape.cout * oh * ow];
+            let mut staged = vec![0f32; conv.staged_len()];
+            let mut blocked = vec![0f32; conv.blocked_len()];
+            let time = |f: &mut dyn FnMut()| {
+                for _ in 0..20 {
+                    f();
+                }
+                let t = std::time::Instant::now();
+                for _ in 0..200 {
+                    f();
+                }
+                t.elapsed().as_secs_f64() * 1000.0 / 200.0
+            };
+            let st = time(&mut || conv.stage(&input, &mut staged, None));
+            let co = time(&mut || conv.compute(&staged, &mut blocked, None));
+            let un = time(&mut || conv.unblock(&blocked, &mut out, None));
+            println!("{shape:?}: stage {st:.4} compute {co:.4} unblock {un:.4} ms");
+        }
+    }
+}

@@ -670,3 +670,63 @@ fn depthwise_conv_at_head_shapes() {
         println!("depthwise {c} ch @{h}: {ms:.3} ms");
     }
 }
+
+/// The matrix products (tract `EinSum`) of the decluttered graph, by expression and
+/// shapes, from the ONNX and from the NNEF cache.
+#[test]
+#[ignore = "measuring tool"]
+fn einsum_forms() -> TractResult<()> {
+    use tract_onnx::tract_core::ops::einsum::EinSum;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    let model = tract_onnx::onnx()
+        .model_for_path(&path)?
+        .with_input_fact(0, f32::fact([1, 3, 320, 320]).into())?;
+    let mut typed = model.into_typed()?;
+    declutter_without_concat_then_einsum(&mut typed)?;
+    let mut safe = typed.clone();
+    safe.properties.clear();
+    for n in safe.nodes.iter_mut() {
+        n.name = format!("n{}", n.id);
+    }
+    let outputs = safe.outputs.clone();
+    safe.outlet_labels.retain(|o, _| outputs.contains(o));
+    let mut nnef = Vec::new();
+    tract_nnef::nnef()
+        .with_onnx()
+        .write_to_tar(&safe, &mut nnef)?;
+    let cached = tract_nnef::nnef()
+        .with_onnx()
+        .model_for_read(&mut &nnef[..])?;
+    for (label, m) in [("onnx", &typed), ("cache", &cached)] {
+        let mut forms = BTreeMap::<String, usize>::new();
+        for n in &m.nodes {
+            if let Some(e) = n.op_as::<EinSum>() {
+                let facts: Vec<String> = n
+                    .inputs
+                    .iter()
+                    .map(|i| {
+                        let f = m.outlet_fact(*i).unwrap();
+                        format!("{:?}{}", f.shape, if f.konst.is_some() { "c" } else { "" })
+                    })
+                    .collect();
+                let succ: Vec<String> = n.outputs[0]
+                    .successors
+                    .iter()
+                    .map(|s| m.nodes[s.node].op().name().to_string())
+                    .collect();
+                let pred = m.nodes[n.inputs[1].node].op().name().to_string();
+                *forms
+                    .entry(format!(
+                        "{} {} pred {pred} succ {succ:?}",
+                        e.axes,
+                        facts.len()
+                    ))
+                    .or_default() += 1;
+            }
+        }
+        for (f, c) in forms {
+            println!("{label}: {c:>3} × {f}");
+        }
+    }
+    Ok(())
+}
