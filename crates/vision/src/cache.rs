@@ -284,6 +284,7 @@ fn parse(path: &Path, bytes: &[u8], key: &str, nnef: &Nnef) -> Result<Cached, Ca
             nnef.model_for_proto_model(&proto).map_err(graph_error)?,
             None,
         ),
+        Err(why) if why.corrupt => return Err(corrupt(format!("NNEF graph: {why}"))),
         Err(why) => (
             nnef.model_for_read(&mut &tar[..]).map_err(graph_error)?,
             Some(why.to_string()),

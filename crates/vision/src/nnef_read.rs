@@ -26,14 +26,33 @@ use tract_nnef::ast::{
     LValue, Literal, Parameter, ProtoModel, RValue, Result_, TypeName, TypeSpec,
 };
 
-/// Why the fast reader declined a tar; the caller falls back to tract's loader.
+/// Why the fast reader declined a tar. The caller falls back to tract's loader, unless
+/// the tar is `corrupt`: nested deeper than tract's writer ever emits ([`MAX_DEPTH`]),
+/// which tract's recursive parser must not be handed either (a stack overflow aborts
+/// the process).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct Unsupported(pub String);
+#[error("{why}")]
+pub(crate) struct Unsupported {
+    pub why: String,
+    pub corrupt: bool,
+}
+
+impl Unsupported {
+    fn new(why: impl Into<String>) -> Unsupported {
+        Unsupported {
+            why: why.into(),
+            corrupt: false,
+        }
+    }
+}
 
 fn unsupported<T>(why: impl Into<String>) -> Result<T, Unsupported> {
-    Err(Unsupported(why.into()))
+    Err(Unsupported::new(why))
 }
+
+/// Deepest nesting of arrays, tuples and invocations read (tract writes a tensor literal
+/// of rank r as r nested arrays; models hold rank 6 at most).
+const MAX_DEPTH: usize = 64;
 
 /// The proto model of an uncompressed NNEF tar holding `graph.nnef` and `.dat` tensors.
 pub(crate) fn proto_model(tar_bytes: &[u8]) -> Result<ProtoModel, Unsupported> {
@@ -43,14 +62,14 @@ pub(crate) fn proto_model(tar_bytes: &[u8]) -> Result<ProtoModel, Unsupported> {
     let mut archive = tar::Archive::new(tar_bytes);
     let entries = archive
         .entries()
-        .map_err(|e| Unsupported(format!("tar: {e}")))?;
+        .map_err(|e| Unsupported::new(format!("tar: {e}")))?;
     let mut text = None;
     let mut tensors = HashMap::new();
     for entry in entries {
-        let mut entry = entry.map_err(|e| Unsupported(format!("tar entry: {e}")))?;
+        let mut entry = entry.map_err(|e| Unsupported::new(format!("tar entry: {e}")))?;
         let path = entry
             .path()
-            .map_err(|e| Unsupported(format!("tar path: {e}")))?
+            .map_err(|e| Unsupported::new(format!("tar path: {e}")))?
             .into_owned();
         let path = path.strip_prefix("./").unwrap_or(&path).to_path_buf();
         // tract skips every path with a component starting with '.' (macOS tar metadata).
@@ -69,7 +88,7 @@ pub(crate) fn proto_model(tar_bytes: &[u8]) -> Result<ProtoModel, Unsupported> {
             let mut s = String::new();
             entry
                 .read_to_string(&mut s)
-                .map_err(|e| Unsupported(format!("graph.nnef: {e}")))?;
+                .map_err(|e| Unsupported::new(format!("graph.nnef: {e}")))?;
             if text.replace(s).is_some() {
                 return unsupported("graph.nnef twice");
             }
@@ -78,9 +97,9 @@ pub(crate) fn proto_model(tar_bytes: &[u8]) -> Result<ProtoModel, Unsupported> {
                 .with_extension("")
                 .to_str()
                 .map(str::to_owned)
-                .ok_or_else(|| Unsupported(format!("tensor name {path:?} is not UTF-8")))?;
+                .ok_or_else(|| Unsupported::new(format!("tensor name {path:?} is not UTF-8")))?;
             let tensor = tract_nnef::tensors::read_tensor(&mut entry)
-                .map_err(|e| Unsupported(format!("tensor {id}: {e}")))?;
+                .map_err(|e| Unsupported::new(format!("tensor {id}: {e}")))?;
             if tensors
                 .insert(Identifier(id.clone()), Arc::new(tensor))
                 .is_some()
@@ -91,7 +110,7 @@ pub(crate) fn proto_model(tar_bytes: &[u8]) -> Result<ProtoModel, Unsupported> {
             return unsupported(format!("entry {path:?} (only graph.nnef and .dat files)"));
         }
     }
-    let text = text.ok_or_else(|| Unsupported("no graph.nnef".into()))?;
+    let text = text.ok_or_else(|| Unsupported::new("no graph.nnef"))?;
     let doc = parse_document(&text)?;
     let proto = ProtoModel {
         doc,
@@ -101,7 +120,7 @@ pub(crate) fn proto_model(tar_bytes: &[u8]) -> Result<ProtoModel, Unsupported> {
     };
     proto
         .validate()
-        .map_err(|e| Unsupported(format!("fragments: {e}")))?;
+        .map_err(|e| Unsupported::new(format!("fragments: {e}")))?;
     Ok(proto)
 }
 
@@ -111,11 +130,20 @@ pub(crate) fn parse_document(text: &str) -> Result<Document, Unsupported> {
         s: text,
         b: text.as_bytes(),
         i: 0,
+        depth: 0,
     };
     let doc = p.document();
     doc.map_err(|what| {
-        let line = text[..p.i.min(text.len())].matches('\n').count() + 1;
-        Unsupported(format!("graph.nnef line {line}: {what}"))
+        let at = p.i.min(text.len());
+        let line = text.as_bytes()[..at]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        Unsupported {
+            why: format!("graph.nnef line {line}: {what}"),
+            corrupt: p.depth > MAX_DEPTH,
+        }
     })
 }
 
@@ -125,6 +153,8 @@ struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
+    /// Values being read around the current position (arrays, tuples, invocations).
+    depth: usize,
 }
 
 fn ident_start(c: u8) -> bool {
@@ -486,6 +516,16 @@ impl<'a> Parser<'a> {
     /// An invocation, literal, identifier, array or tuple. What tract would read as an
     /// operator, subscript, `if`/`else` or comprehension is refused by the check at the end.
     fn rvalue(&mut self) -> Parsed<RValue> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH}"));
+        }
+        let value = self.rvalue_inner()?;
+        self.depth -= 1;
+        Ok(value)
+    }
+
+    fn rvalue_inner(&mut self) -> Parsed<RValue> {
         let value = match self.peek() {
             Some(b'"' | b'\'') => RValue::Literal(Literal::String(self.string()?)),
             Some(b'(') => {
@@ -733,6 +773,24 @@ graph network(n0_images) -> (output0, o2) {
             assert!(parse_document(&text).is_err(), "{body}");
         }
         assert!(proto_model(&[0x1f, 0x8b, 0, 0]).is_err());
+        // Nesting no writer emits is corrupt (no fallback to tract's recursive parser),
+        // and neither parser is handed it; tract's own depth stays readable.
+        let deep = |n: usize| {
+            format!(
+                "version 1.0;\ngraph g() -> (a) {{\n  a = {}1{};\n}}\n",
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        let refused = parse_document(&deep(100_000)).expect_err("too deep");
+        assert!(refused.corrupt, "{refused}");
+        let six = parse_document(&deep(6)).expect("rank-6 literal");
+        assert_eq!(Some(six), tract(&deep(6)));
+        assert!(
+            !parse_document("version 1.0; graph g() -> (a) { a = b + c; }")
+                .expect_err("operator")
+                .corrupt
+        );
         assert!(proto_model(b"not a tar").is_err());
     }
 }

@@ -113,11 +113,33 @@ fn stale_truncated_or_corrupt_caches_fall_back_to_the_onnx() {
     let mut corrupt = good.clone();
     let n = corrupt.len();
     corrupt[n - 4096..].fill(0xff);
-    let cases: [(&str, Vec<u8>, &str); 4] = [
+    // Header intact, NNEF graph nested far deeper than any writer emits: a miss, never
+    // handed to tract's recursive parser (its stack overflow would abort the process).
+    let too_deep = {
+        let end = good
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .expect("header end");
+        let text = format!(
+            "version 1.0;\ngraph g() -> (a) {{\n  a = {}1{};\n}}\n",
+            "[".repeat(1_000_000),
+            "]".repeat(1_000_000)
+        );
+        let mut tar = tar::Builder::new(good[..end + 2].to_vec());
+        let mut entry = tar::Header::new_gnu();
+        entry.set_size(text.len() as u64);
+        entry.set_mode(0o644);
+        entry.set_cksum();
+        tar.append_data(&mut entry, "graph.nnef", text.as_bytes())
+            .expect("tar entry");
+        tar.into_inner().expect("tar")
+    };
+    let cases: [(&str, Vec<u8>, &str); 5] = [
         ("stale", stale, "stale"),
         ("truncated", truncated, "corrupt"),
         ("corrupt tail", corrupt, "corrupt"),
         ("not a cache", b"hello\n\nworld".to_vec(), "stale"),
+        ("graph nested too deep", too_deep, "corrupt"),
     ];
     for (label, bytes, why) in cases {
         std::fs::write(&cache, &bytes).expect("write damaged cache");
