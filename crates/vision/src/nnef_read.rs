@@ -98,6 +98,11 @@ pub(crate) fn proto_model(tar_bytes: &[u8]) -> Result<ProtoModel, Unsupported> {
                 .to_str()
                 .map(str::to_owned)
                 .ok_or_else(|| Unsupported::new(format!("tensor name {path:?} is not UTF-8")))?;
+            // tract keys every resource by its id in one map: a tensor named after the
+            // graph file collides with it there.
+            if id == "graph.nnef" {
+                return unsupported("a tensor named graph.nnef");
+            }
             let tensor = tract_nnef::tensors::read_tensor(&mut entry)
                 .map_err(|e| Unsupported::new(format!("tensor {id}: {e}")))?;
             if tensors
@@ -384,6 +389,16 @@ impl<'a> Parser<'a> {
 
     // <type-spec> ::= (<type-name> | "tensor" "<" <type-name> ">" | "(" <type-spec>,* ")") ["[" "]"]
     fn type_spec(&mut self) -> Parsed<TypeSpec> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("type nested deeper than {MAX_DEPTH}"));
+        }
+        let spec = self.type_spec_inner()?;
+        self.depth -= 1;
+        Ok(spec)
+    }
+
+    fn type_spec_inner(&mut self) -> Parsed<TypeSpec> {
         let single = if self.peek() == Some(b'(') {
             self.i += 1;
             let mut items = Vec::new();
@@ -496,7 +511,9 @@ impl<'a> Parser<'a> {
     /// `(a, b)` / `[a, b]` items after the opening bracket, through `close`.
     fn rvalue_list(&mut self, close: u8) -> Parsed<Vec<RValue>> {
         let mut items = Vec::new();
-        if self.peek() == Some(close) {
+        // Empty only as `[]` / `()`: tract matches the brackets of a value without
+        // skipping space, so it refuses `[ ]`.
+        if self.b.get(self.i) == Some(&close) {
             self.i += 1;
             return Ok(items);
         }
@@ -708,7 +725,7 @@ graph network(n0_images) -> (output0, o2) {
         let pieces: &[&str] = &[
             " ", ",", ";", "(", ")", "[", "]", "=", "==", "-", "+", "*", "<", ">", "'", "\"", "\\",
             "#", "\n", "i", "if", "in", "for", "inf", "true", "false", "1", ".", "e", "x",
-            "<scalar>", "->", ":", "{", "}", "[]", "a[0]", "tensor", "?",
+            "<scalar>", "->", ":", "{", "}", "[]", "a[0]", "tensor", "?", "[ ]", "( )", "[#\n]",
         ];
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move |n: usize| {
@@ -768,6 +785,11 @@ graph network(n0_images) -> (output0, o2) {
             "a = info;",
             "a = truex;",
             "a, b = c;",
+            // tract refuses space inside an empty value list (found by review).
+            "a = [ ];",
+            "a = ( );",
+            "a = [#c\n];",
+            "a = f([ ]);",
         ] {
             let text = format!("version 1.0;\ngraph g(b) -> (a) {{\n  {body}\n}}\n");
             assert!(parse_document(&text).is_err(), "{body}");
@@ -786,11 +808,52 @@ graph network(n0_images) -> (output0, o2) {
         assert!(refused.corrupt, "{refused}");
         let six = parse_document(&deep(6)).expect("rank-6 literal");
         assert_eq!(Some(six), tract(&deep(6)));
+        let deep_type = format!(
+            "version 1.0;\nfragment f(a: {}scalar{}) -> ();\ngraph g() -> () {{}}\n",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        );
+        assert!(
+            parse_document(&deep_type)
+                .expect_err("type too deep")
+                .corrupt
+        );
         assert!(
             !parse_document("version 1.0; graph g() -> (a) { a = b + c; }")
                 .expect_err("operator")
                 .corrupt
         );
         assert!(proto_model(b"not a tar").is_err());
+    }
+
+    /// Cases a review found where this parser accepted what tract refuses.
+    #[test]
+    fn what_tract_refuses_is_refused() {
+        for body in ["a = [ ];", "a = ( );", "a = [#c\n];", "a = f([ ]);"] {
+            let text = format!("version 1.0;\ngraph g(b) -> (a) {{\n  {body}\n}}\n");
+            assert_eq!(tract(&text), None, "{body}");
+            assert!(parse_document(&text).is_err(), "{body}");
+        }
+        // A tensor file named after the graph collides with it in tract's resource map.
+        let text = "version 1.0;\ngraph g() -> (a) {\n  a = external(shape = [1]);\n}\n";
+        let tensor = tract_onnx::prelude::Tensor::from(1f32);
+        let mut dat = Vec::new();
+        tract_nnef::tensors::write_tensor(&mut dat, &tensor).expect("tensor");
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, bytes) in [
+            ("graph.nnef", text.as_bytes()),
+            ("graph.nnef.dat", &dat[..]),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, name, bytes).expect("entry");
+        }
+        let tar = tar.into_inner().expect("tar");
+        assert!(crate::cache::nnef()
+            .proto_model_for_read(&mut &tar[..])
+            .is_err());
+        assert!(proto_model(&tar).is_err());
     }
 }
