@@ -277,8 +277,9 @@ fn parse(path: &Path, bytes: &[u8], key: &str, nnef: &Nnef) -> Result<Cached, Ca
     }
     let tar = &bytes[end + 2..];
     let graph_error = |e: TractError| corrupt(format!("NNEF graph: {e:#}"));
-    // The project's reader parses tract's own output ~40x faster than tract's parser
-    // and builds the same AST; anything it declines goes through tract's loader.
+    // The project's reader parses tract's own output ~80x faster than tract's parser
+    // (0.5 vs 41 ms for the shipped graph) into the same AST; anything it declines goes
+    // through tract's loader.
     let (model, slow_read) = match crate::nnef_read::proto_model(tar) {
         Ok(proto) => (
             nnef.model_for_proto_model(&proto).map_err(graph_error)?,
