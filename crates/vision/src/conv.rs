@@ -136,6 +136,22 @@ pub trait ConvPlan: fmt::Debug + Send + Sync {
         self.shape().output()
     }
 
+    /// Refuses an `input` or `output` buffer whose size is not this plan's
+    /// (`cin × h × w` and `cout × out_h × out_w` values).
+    fn check_sizes(&self, input: &[f32], output: &[f32]) -> Result<(), ConvPlanError> {
+        let s = self.shape();
+        let (oh, ow) = self.output_hw();
+        let (want_in, want_out) = (s.cin * s.h * s.w, s.cout * oh * ow);
+        if input.len() != want_in || output.len() != want_out {
+            return Err(ConvPlanError(format!(
+                "{s:?}: input has {} values, output {} (expected {want_in} and {want_out})",
+                input.len(),
+                output.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// [`ConvPlan::run_in`] on the calling thread.
     fn run(&self, input: &[f32], output: &mut [f32]) -> Result<(), ConvPlanError> {
         self.run_in(input, output, None)
@@ -342,11 +358,7 @@ impl DirectConv {
         let ConvShape { cin, h, w, pad, .. } = self.shape;
         assert!(input.len() >= cin * h * w && staged.len() >= self.staged_len());
         let (sh, sw) = (self.staged_h, self.staged_w);
-        let whole = if simd_available() {
-            w / LANES * LANES
-        } else {
-            0
-        };
+        let whole = simd_prefix(w);
         // One staged row (all its pixels' 8 channels) per job.
         let row_job = |r: usize, row: &mut [f32]| {
             let (b, py) = (r / sh, r % sh);
@@ -392,11 +404,7 @@ impl DirectConv {
         let (oh, ow) = (self.out_h, self.out_w);
         let cout = self.shape.cout;
         assert!(output.len() >= cout * oh * ow && blocked.len() >= self.blocked_len());
-        let whole = if simd_available() {
-            ow / LANES * LANES
-        } else {
-            0
-        };
+        let whole = simd_prefix(ow);
         // One block of 8 output channels (8 planes) per job.
         let block_job = |b: usize, planes: &mut [f32]| {
             let channels = planes.len() / (oh * ow);
@@ -545,21 +553,7 @@ impl ConvPlan for DirectConv {
         output: &mut [f32],
         pool: Option<&rayon::ThreadPool>,
     ) -> Result<(), ConvPlanError> {
-        let s = &self.shape;
-        if input.len() != s.cin * s.h * s.w {
-            return Err(ConvPlanError(format!(
-                "input has {} values, expected {}",
-                input.len(),
-                s.cin * s.h * s.w
-            )));
-        }
-        if output.len() != s.cout * self.out_h * self.out_w {
-            return Err(ConvPlanError(format!(
-                "output has {} values, expected {}",
-                output.len(),
-                s.cout * self.out_h * self.out_w
-            )));
-        }
+        self.check_sizes(input, output)?;
         // The buffers are taken out of the thread's slot for the run and put back after:
         // a pool thread that waits inside this run may be handed another job that runs
         // a convolution too, and must not find the slot borrowed.
@@ -774,16 +768,9 @@ impl ConvPlan for DepthwiseConv {
         output: &mut [f32],
         pool: Option<&rayon::ThreadPool>,
     ) -> Result<(), ConvPlanError> {
-        let ConvShape { cin, h, w, .. } = self.shape;
+        self.check_sizes(input, output)?;
+        let ConvShape { h, w, .. } = self.shape;
         let plane = self.out_h * self.out_w;
-        if input.len() != cin * h * w || output.len() != cin * plane {
-            return Err(ConvPlanError(format!(
-                "depthwise {:?}: input {} / output {} values",
-                self.shape,
-                input.len(),
-                output.len()
-            )));
-        }
         for_each_chunk(pool, output, plane, |c, out| {
             self.channel(c, &input[c * h * w..(c + 1) * h * w], out)
         });
@@ -798,7 +785,7 @@ fn silu_in_place(values: &mut [f32]) {
     if simd_available() {
         // SAFETY: AVX2 and FMA were detected.
         unsafe { avx::silu_slice(values) };
-        done = values.len() / LANES * LANES;
+        done = simd_prefix(values.len());
     }
     for v in &mut values[done..] {
         *v = silu(*v);
@@ -808,6 +795,16 @@ fn silu_in_place(values: &mut [f32]) {
 /// `x · sigmoid(x)`.
 pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
+}
+
+/// How many of `n` values the SIMD paths handle, whole vectors of 8 (0 where they do not
+/// run); the scalar code takes the rest.
+fn simd_prefix(n: usize) -> usize {
+    if simd_available() {
+        n / LANES * LANES
+    } else {
+        0
+    }
 }
 
 /// Whether this CPU runs the SIMD kernel (x86-64 with AVX2 and FMA).
