@@ -249,23 +249,49 @@ impl<'a> Parser<'a> {
         Ok(Identifier(w.to_owned()))
     }
 
-    fn identifier_list(&mut self, close: u8) -> Parsed<Vec<Identifier>> {
-        let mut ids = Vec::new();
-        if self.peek() == Some(close) {
+    /// `item`s separated by `,`, through the `close` bracket (the opening one already
+    /// read). Empty is `close` right away: after space too where `spaced` (tract's
+    /// `stag` lists: parameters, results, identifiers, arguments, tuple types), only
+    /// adjacent for values (tract refuses `[ ]` as a value).
+    fn list<T>(
+        &mut self,
+        close: u8,
+        spaced: bool,
+        mut item: impl FnMut(&mut Self) -> Parsed<T>,
+    ) -> Parsed<Vec<T>> {
+        let mut items = Vec::new();
+        let empty = if spaced {
+            self.peek() == Some(close)
+        } else {
+            self.b.get(self.i) == Some(&close)
+        };
+        if empty {
             self.i += 1;
-            return Ok(ids);
+            return Ok(items);
         }
         loop {
-            ids.push(self.identifier()?);
+            items.push(item(self)?);
             match self.peek() {
                 Some(b',') => self.i += 1,
                 Some(c) if c == close => {
                     self.i += 1;
-                    return Ok(ids);
+                    return Ok(items);
                 }
                 _ => return Err(format!("expected `,` or `{}`", close as char)),
             }
         }
+    }
+
+    /// `f` one level of nesting deeper; past [`MAX_DEPTH`] an error (the caller marks
+    /// the text corrupt).
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Parsed<T>) -> Parsed<T> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH}"));
+        }
+        let value = f(self)?;
+        self.depth -= 1;
+        Ok(value)
     }
 
     // <document> ::= <version> <extension>* <fragment-definition>* <graph-definition>
@@ -294,10 +320,10 @@ impl<'a> Parser<'a> {
         }
         let id = self.identifier()?;
         self.expect(b'(')?;
-        let parameters = self.identifier_list(b')')?;
+        let parameters = self.list(b')', true, Self::identifier)?;
         self.expect_arrow()?;
         self.expect(b'(')?;
-        let results = self.identifier_list(b')')?;
+        let results = self.list(b')', true, Self::identifier)?;
         let body = self.body()?;
         self.skip();
         if self.i != self.b.len() {
@@ -320,40 +346,24 @@ impl<'a> Parser<'a> {
     fn fragment(&mut self) -> Parsed<FragmentDef> {
         let id = self.identifier()?;
         self.expect(b'(')?;
-        let mut parameters = Vec::new();
-        let mut first = true;
-        while self.peek() != Some(b')') {
-            if !std::mem::take(&mut first) {
-                self.expect(b',')?;
-            }
-            let id = self.identifier()?;
-            self.expect(b':')?;
-            let spec = self.type_spec()?;
-            if self.peek() == Some(b'=') {
+        let parameters = self.list(b')', true, |p| {
+            let (id, spec) = p.typed_identifier()?;
+            if p.peek() == Some(b'=') {
                 return Err("parameter default (not in the subset)".into());
             }
-            parameters.push(Parameter {
+            Ok(Parameter {
                 id,
                 spec,
                 lit: None,
                 doc: None,
-            });
-        }
-        self.i += 1;
+            })
+        })?;
         self.expect_arrow()?;
         self.expect(b'(')?;
-        let mut results = Vec::new();
-        let mut first = true;
-        while self.peek() != Some(b')') {
-            if !std::mem::take(&mut first) {
-                self.expect(b',')?;
-            }
-            let id = self.identifier()?;
-            self.expect(b':')?;
-            let spec = self.type_spec()?;
-            results.push(Result_ { id, spec });
-        }
-        self.i += 1;
+        let results = self.list(b')', true, |p| {
+            let (id, spec) = p.typed_identifier()?;
+            Ok(Result_ { id, spec })
+        })?;
         let body = match self.peek() {
             Some(b'{') => Some(self.body()?),
             Some(b';') => {
@@ -373,6 +383,13 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// `<identifier> ":" <type-spec>`, a fragment's parameter or result.
+    fn typed_identifier(&mut self) -> Parsed<(Identifier, TypeSpec)> {
+        let id = self.identifier()?;
+        self.expect(b':')?;
+        Ok((id, self.type_spec()?))
+    }
+
     fn type_name(&mut self) -> Parsed<TypeName> {
         if self.peek() == Some(b'?') {
             self.i += 1;
@@ -389,28 +406,13 @@ impl<'a> Parser<'a> {
 
     // <type-spec> ::= (<type-name> | "tensor" "<" <type-name> ">" | "(" <type-spec>,* ")") ["[" "]"]
     fn type_spec(&mut self) -> Parsed<TypeSpec> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(format!("type nested deeper than {MAX_DEPTH}"));
-        }
-        let spec = self.type_spec_inner()?;
-        self.depth -= 1;
-        Ok(spec)
+        self.nested(Self::type_spec_inner)
     }
 
     fn type_spec_inner(&mut self) -> Parsed<TypeSpec> {
         let single = if self.peek() == Some(b'(') {
             self.i += 1;
-            let mut items = Vec::new();
-            let mut first = true;
-            while self.peek() != Some(b')') {
-                if !std::mem::take(&mut first) {
-                    self.expect(b',')?;
-                }
-                items.push(self.type_spec()?);
-            }
-            self.i += 1;
-            TypeSpec::Tuple(items)
+            TypeSpec::Tuple(self.list(b')', true, Self::type_spec)?)
         } else if self.keyword("tensor") {
             self.expect(b'<')?;
             let t = self.type_name()?;
@@ -508,38 +510,10 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// `(a, b)` / `[a, b]` items after the opening bracket, through `close`.
-    fn rvalue_list(&mut self, close: u8) -> Parsed<Vec<RValue>> {
-        let mut items = Vec::new();
-        // Empty only as `[]` / `()`: tract matches the brackets of a value without
-        // skipping space, so it refuses `[ ]`.
-        if self.b.get(self.i) == Some(&close) {
-            self.i += 1;
-            return Ok(items);
-        }
-        loop {
-            items.push(self.rvalue()?);
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(c) if c == close => {
-                    self.i += 1;
-                    return Ok(items);
-                }
-                _ => return Err(format!("expected `,` or `{}`", close as char)),
-            }
-        }
-    }
-
     /// An invocation, literal, identifier, array or tuple. What tract would read as an
     /// operator, subscript, `if`/`else` or comprehension is refused by the check at the end.
     fn rvalue(&mut self) -> Parsed<RValue> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(format!("nested deeper than {MAX_DEPTH}"));
-        }
-        let value = self.rvalue_inner()?;
-        self.depth -= 1;
-        Ok(value)
+        self.nested(Self::rvalue_inner)
     }
 
     fn rvalue_inner(&mut self) -> Parsed<RValue> {
@@ -547,7 +521,7 @@ impl<'a> Parser<'a> {
             Some(b'"' | b'\'') => RValue::Literal(Literal::String(self.string()?)),
             Some(b'(') => {
                 self.i += 1;
-                let mut items = self.rvalue_list(b')')?;
+                let mut items = self.list(b')', false, Self::rvalue)?;
                 if items.len() == 1 {
                     items.remove(0)
                 } else {
@@ -561,7 +535,7 @@ impl<'a> Parser<'a> {
                     return Err("comprehension (not in the subset)".into());
                 }
                 self.i = save;
-                RValue::Array(self.rvalue_list(b']')?)
+                RValue::Array(self.list(b']', false, Self::rvalue)?)
             }
             Some(c) if c == b'-' || c.is_ascii_digit() => {
                 RValue::Literal(Literal::Numeric(self.number().ok_or("unary operator")?))
@@ -603,39 +577,31 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Arguments after `id(`, through `)`: positional, or `name = value`.
-    fn invocation(&mut self, id: Identifier, generic: Option<TypeName>) -> Parsed<Invocation> {
-        let mut arguments = Vec::new();
-        if self.peek() == Some(b')') {
-            self.i += 1;
-        } else {
-            loop {
-                let save = self.i;
-                let mut named = None;
-                if let Some(w) = self.word() {
-                    self.skip();
-                    if self.b.get(self.i) == Some(&b'=') && self.b.get(self.i + 1) != Some(&b'=') {
-                        if w == "i" {
-                            return Err("escaped identifier".into());
-                        }
-                        self.i += 1;
-                        named = Some(Identifier(w.to_owned()));
-                    } else {
-                        self.i = save;
-                    }
+    /// A positional argument, or `name = value`.
+    fn argument(&mut self) -> Parsed<Argument> {
+        let save = self.i;
+        let mut named = None;
+        if let Some(w) = self.word() {
+            self.skip();
+            if self.b.get(self.i) == Some(&b'=') && self.b.get(self.i + 1) != Some(&b'=') {
+                if w == "i" {
+                    return Err("escaped identifier".into());
                 }
-                let rvalue = self.rvalue()?;
-                arguments.push(Argument { id: named, rvalue });
-                match self.peek() {
-                    Some(b',') => self.i += 1,
-                    Some(b')') => {
-                        self.i += 1;
-                        break;
-                    }
-                    _ => return Err("expected `,` or `)`".into()),
-                }
+                self.i += 1;
+                named = Some(Identifier(w.to_owned()));
+            } else {
+                self.i = save;
             }
         }
+        Ok(Argument {
+            id: named,
+            rvalue: self.rvalue()?,
+        })
+    }
+
+    /// Arguments after `id(`, through `)`.
+    fn invocation(&mut self, id: Identifier, generic: Option<TypeName>) -> Parsed<Invocation> {
+        let arguments = self.list(b')', true, Self::argument)?;
         Ok(Invocation {
             id,
             generic_type_name: generic,
