@@ -71,7 +71,7 @@ pub fn onnx_key(onnx: &[u8]) -> String {
 
 /// tract's NNEF framework with the ops a decluttered ONNX graph may hold (building its
 /// registries takes ~10 ms: [`lookup`] builds it while the ONNX is hashed).
-pub(crate) fn nnef() -> Nnef {
+pub fn nnef() -> Nnef {
     tract_nnef::nnef().with_onnx()
 }
 
@@ -150,7 +150,7 @@ fn header(key: &str, metadata: &BTreeMap<String, String>) -> String {
 ///   (`…/Reshape_1.1` and a `…/Reshape_1` output suffixed `_1`), which silently wires
 ///   the wrong tensor and makes the graph unloadable (seen on YOLO11's attention block
 ///   in about half of the writes). The `n{id}_` prefix is unique per node.
-pub(crate) fn nnef_safe(model: &TypedModel) -> TypedModel {
+pub fn nnef_safe(model: &TypedModel) -> TypedModel {
     let mut model = model.clone();
     model.properties.clear();
     for node in model.nodes.iter_mut() {
@@ -235,6 +235,15 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, CacheError> {
     })
 }
 
+/// A cache file's text header (without the blank line that ends it) and its NNEF tar.
+pub(crate) fn split(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = bytes
+        .windows(2)
+        .take(MAX_HEADER)
+        .position(|w| w == b"\n\n")?;
+    Some((&bytes[..end], &bytes[end + 2..]))
+}
+
 /// The cache in `bytes` (read from `path`) if it was made from the ONNX whose key is
 /// `key` by this build; any mismatch or damage is an error (a miss).
 fn parse(path: &Path, bytes: &[u8], key: &str, nnef: &Nnef) -> Result<Cached, CacheError> {
@@ -246,13 +255,8 @@ fn parse(path: &Path, bytes: &[u8], key: &str, nnef: &Nnef) -> Result<Cached, Ca
         path: path.to_owned(),
         reason,
     };
-    let end = bytes
-        .windows(2)
-        .take(MAX_HEADER)
-        .position(|w| w == b"\n\n")
-        .ok_or_else(|| corrupt("no header".into()))?;
-    let head =
-        std::str::from_utf8(&bytes[..end]).map_err(|_| corrupt("header is not UTF-8".into()))?;
+    let (head, tar) = split(bytes).ok_or_else(|| corrupt("no header".into()))?;
+    let head = std::str::from_utf8(head).map_err(|_| corrupt("header is not UTF-8".into()))?;
     let mut lines = head.lines();
     if lines.next() != Some(MAGIC) {
         return Err(stale(format!("not a `{MAGIC}` file")));
@@ -275,7 +279,6 @@ fn parse(path: &Path, bytes: &[u8], key: &str, nnef: &Nnef) -> Result<Cached, Ca
             .ok_or_else(|| corrupt(format!("bad header line {line:?}")))?;
         metadata.insert(k, v);
     }
-    let tar = &bytes[end + 2..];
     let graph_error = |e: TractError| corrupt(format!("NNEF graph: {e:#}"));
     // The project's reader parses tract's own output ~80x faster than tract's parser
     // (0.5 vs 41 ms for the shipped graph) into the same AST; anything it declines goes

@@ -85,6 +85,21 @@ impl ConvShape {
         Ok(())
     }
 
+    /// A square `k × k` kernel over a square `size × size` input, `k / 2` zeros on every
+    /// side ("same" at stride 1): the shape of YOLO's convolutions.
+    pub fn square(cin: usize, cout: usize, size: usize, k: usize, stride: usize) -> ConvShape {
+        ConvShape {
+            cin,
+            cout,
+            h: size,
+            w: size,
+            kh: k,
+            kw: k,
+            stride,
+            pad: [k / 2; 4],
+        }
+    }
+
     fn padded(&self) -> (usize, usize) {
         (
             self.h + self.pad[0] + self.pad[2],
@@ -1211,37 +1226,10 @@ mod tests {
     fn matches_the_definition_on_yolo_shapes_and_odd_ones() {
         let shapes = [
             // 3x3 stride 1 and 2 with padding 1, as in YOLO's convolutions.
-            ConvShape {
-                cin: 16,
-                cout: 8,
-                h: 20,
-                w: 20,
-                kh: 3,
-                kw: 3,
-                stride: 1,
-                pad: [1; 4],
-            },
-            ConvShape {
-                cin: 8,
-                cout: 16,
-                h: 20,
-                w: 20,
-                kh: 3,
-                kw: 3,
-                stride: 2,
-                pad: [1; 4],
-            },
+            ConvShape::square(16, 8, 20, 3, 1),
+            ConvShape::square(8, 16, 20, 3, 2),
             // The stem: 3 channels, stride 2.
-            ConvShape {
-                cin: 3,
-                cout: 16,
-                h: 32,
-                w: 32,
-                kh: 3,
-                kw: 3,
-                stride: 2,
-                pad: [1; 4],
-            },
+            ConvShape::square(3, 16, 32, 3, 2),
             // 1x1 in place, a channel count that is not a multiple of 4, positions not of 8.
             ConvShape {
                 cin: 12,
@@ -1433,16 +1421,7 @@ mod tests {
                 stride: 1,
                 pad: [1; 4],
             },
-            ConvShape {
-                cin: 9,
-                cout: 16,
-                h: 20,
-                w: 20,
-                kh: 3,
-                kw: 3,
-                stride: 2,
-                pad: [1; 4],
-            },
+            ConvShape::square(9, 16, 20, 3, 2),
         ] {
             let input = values(shape.cin * shape.h * shape.w, 4);
             let weights = values(shape.cout * shape.cin * shape.kh * shape.kw, 5);
@@ -1468,16 +1447,7 @@ mod tests {
 
     #[test]
     fn wrong_sizes_are_refused() {
-        let shape = ConvShape {
-            cin: 2,
-            cout: 2,
-            h: 4,
-            w: 4,
-            kh: 3,
-            kw: 3,
-            stride: 1,
-            pad: [1; 4],
-        };
+        let shape = ConvShape::square(2, 2, 4, 3, 1);
         assert!(DirectConv::new(shape, &[0.0; 5], &[0.0; 2], false).is_err());
         assert!(DirectConv::new(shape, &[0.0; 36], &[0.0; 1], false).is_err());
         let bad_stride = ConvShape { stride: 3, ..shape };
@@ -1498,22 +1468,8 @@ mod phase_times {
     #[test]
     #[ignore = "measuring tool"]
     fn stage_compute_unblock() {
-        let s3 = |cin, cout, h, stride| ConvShape {
-            cin,
-            cout,
-            h,
-            w: h,
-            kh: 3,
-            kw: 3,
-            stride,
-            pad: [1; 4],
-        };
-        let s1 = |cin, cout, h| ConvShape {
-            kh: 1,
-            kw: 1,
-            pad: [0; 4],
-            ..s3(cin, cout, h, 1)
-        };
+        let s3 = |cin, cout, size, stride| ConvShape::square(cin, cout, size, 3, stride);
+        let s1 = |cin, cout, size| ConvShape::square(cin, cout, size, 1, 1);
         for shape in [
             s3(3, 16, 320, 2),
             s3(16, 8, 80, 1),

@@ -661,8 +661,7 @@ graph network(n0_images) -> (output0, o2) {
         };
         crate::Detector::load(&model, options).expect("load writes the cache");
         let bytes = std::fs::read(crate::cache_path_for(&model)).expect("cache written");
-        let header_end = bytes.windows(2).position(|w| w == b"\n\n").expect("header");
-        let tar = &bytes[header_end + 2..];
+        let (_, tar) = crate::cache::split(&bytes).expect("header");
         let mut archive = tar::Archive::new(tar);
         let mut text = String::new();
         for entry in archive.entries().expect("tar") {

@@ -14,18 +14,28 @@
 //! - `worker_scaling`: inferences per second and CPU time per inference, 1 and 2 workers.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use opti_vision::rewrite::{declutter_without_concat_then_einsum, speed_up};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::eval;
 
-fn plan(model: &Path, rewrites: bool) -> TractResult<Arc<TypedRunnableModel>> {
-    let model = tract_onnx::onnx()
+/// The shipped model's ONNX.
+fn shipped() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx")
+}
+
+/// `model` parsed and typed for one 320×320 image, not yet decluttered.
+fn typed(model: &Path) -> TractResult<TypedModel> {
+    tract_onnx::onnx()
         .model_for_path(model)?
-        .with_input_fact(0, f32::fact([1, 3, 320, 320]).into())?;
-    let mut typed = model.into_typed()?;
+        .with_input_fact(0, f32::fact([1, 3, 320, 320]).into())?
+        .into_typed()
+}
+
+fn plan(model: &Path, rewrites: bool) -> TractResult<Arc<TypedRunnableModel>> {
+    let mut typed = typed(model)?;
     if rewrites {
         declutter_without_concat_then_einsum(&mut typed)?;
         speed_up(&mut typed)?;
@@ -65,7 +75,7 @@ fn profile_by(
 #[test]
 #[ignore = "measuring tool"]
 fn per_operator_time_of_the_shipped_model() -> TractResult<()> {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    let model = shipped();
     let runs = 20;
     for rewrites in [false, true] {
         let p = plan(&model, rewrites)?;
@@ -116,7 +126,7 @@ fn ms_per_run(runs: usize, mut f: impl FnMut()) -> f64 {
 #[test]
 #[ignore = "measuring tool"]
 fn per_node_time_of_the_shipped_model() -> TractResult<()> {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    let model = shipped();
     let runs = 20;
     let p = plan(&model, true)?;
     profile(&p, 3)?;
@@ -150,7 +160,7 @@ fn per_node_time_of_the_shipped_model() -> TractResult<()> {
 #[test]
 #[ignore = "measuring tool"]
 fn load_phases_of_the_shipped_model() -> TractResult<()> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    let path = shipped();
     for _ in 0..2 {
         let t = Instant::now();
         let bytes = std::fs::read(&path)?;
@@ -250,11 +260,7 @@ fn timed_run(
 #[test]
 #[ignore = "measuring tool"]
 fn optimizer_pass_times() -> TractResult<()> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
-    let model = tract_onnx::onnx()
-        .model_for_path(&path)?
-        .with_input_fact(0, f32::fact([1, 3, 320, 320]).into())?;
-    let mut typed = model.into_typed()?;
+    let mut typed = typed(&shipped())?;
     println!("{} nodes typed", typed.nodes.len());
     let mut d = tract_onnx::tract_core::optim::Optimizer::declutter();
     d.passes
@@ -273,11 +279,7 @@ fn optimizer_pass_times() -> TractResult<()> {
 #[ignore = "measuring tool"]
 fn knob_sweep() -> TractResult<()> {
     use tract_onnx::tract_core::knobs::KnobScope;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
-    let model = tract_onnx::onnx()
-        .model_for_path(&path)?
-        .with_input_fact(0, f32::fact([1, 3, 320, 320]).into())?;
-    let mut base = model.into_typed()?;
+    let mut base = typed(&shipped())?;
     declutter_without_concat_then_einsum(&mut base)?;
     speed_up(&mut base)?;
     let spec = std::env::var("KNOBS").unwrap_or_default();
@@ -360,10 +362,10 @@ fn knob_sweep() -> TractResult<()> {
 #[ignore = "measuring tool"]
 fn detector_load_times() {
     use opti_vision::{Detector, DetectorOptions, ModelCache};
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    let original = shipped();
     let dir = tempfile::tempdir().expect("tempdir");
     let model = dir.path().join("model.onnx");
-    std::fs::copy(&shipped, &model).expect("copy");
+    std::fs::copy(&original, &model).expect("copy");
     let bytes = std::fs::read(&model).expect("read");
     let t = Instant::now();
     let _ = opti_vision::cache::onnx_key(&bytes);
@@ -417,7 +419,7 @@ fn thread_cpu_ns() -> u64 {
 #[ignore = "measuring tool"]
 fn worker_scaling() {
     use opti_vision::{Detector, DetectorOptions};
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    let model = shipped();
     let d = Detector::load(&model, DetectorOptions::default()).expect("load");
     let per_worker: usize = std::env::var("ROUNDS")
         .ok()
@@ -483,7 +485,7 @@ fn process_cpu_ms() -> f64 {
 #[ignore = "measuring tool"]
 fn executor_threads() {
     use opti_vision::{Detector, DetectorOptions};
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
+    let model = shipped();
     let cache = if std::env::var("NO_CACHE").is_ok() {
         opti_vision::ModelCache::Off
     } else {
@@ -590,23 +592,8 @@ fn nnef_read_phases() -> TractResult<()> {
 #[ignore = "measuring tool"]
 fn direct_conv_at_conv_shapes() {
     use opti_vision::conv::{ConvPlan, ConvShape, DirectConv};
-    let s3 = |cin, cout, h, stride| ConvShape {
-        cin,
-        cout,
-        h,
-        w: h,
-        kh: 3,
-        kw: 3,
-        stride,
-        pad: [1; 4],
-    };
-    // 1x1, stride 1, no padding.
-    let s1 = |cin, cout, h| ConvShape {
-        kh: 1,
-        kw: 1,
-        pad: [0; 4],
-        ..s3(cin, cout, h, 1)
-    };
+    let s3 = |cin, cout, size, stride| ConvShape::square(cin, cout, size, 3, stride);
+    let s1 = |cin, cout, size| ConvShape::square(cin, cout, size, 1, 1);
     let silu: bool = std::env::var("SILU").is_ok();
     let threads = env_count("THREADS", 1);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -650,16 +637,7 @@ fn direct_conv_at_conv_shapes() {
 fn depthwise_conv_at_head_shapes() {
     use opti_vision::conv::{ConvPlan, ConvShape, DepthwiseConv};
     for (c, h) in [(64usize, 40usize), (64, 20), (64, 10), (128, 10)] {
-        let shape = ConvShape {
-            cin: c,
-            cout: c,
-            h,
-            w: h,
-            kh: 3,
-            kw: 3,
-            stride: 1,
-            pad: [1; 4],
-        };
+        let shape = ConvShape::square(c, c, h, 3, 1);
         let weights = vec![0.1f32; c * 9];
         let bias = vec![0.1f32; c];
         let dw = DepthwiseConv::new(shape, &weights, &bias, std::env::var("SILU").is_ok())
@@ -676,27 +654,13 @@ fn depthwise_conv_at_head_shapes() {
 #[test]
 #[ignore = "measuring tool"]
 fn einsum_forms() -> TractResult<()> {
+    use opti_vision::cache::{nnef, nnef_safe};
     use tract_onnx::tract_core::ops::einsum::EinSum;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default/model.onnx");
-    let model = tract_onnx::onnx()
-        .model_for_path(&path)?
-        .with_input_fact(0, f32::fact([1, 3, 320, 320]).into())?;
-    let mut typed = model.into_typed()?;
+    let mut typed = typed(&shipped())?;
     declutter_without_concat_then_einsum(&mut typed)?;
-    let mut safe = typed.clone();
-    safe.properties.clear();
-    for n in safe.nodes.iter_mut() {
-        n.name = format!("n{}", n.id);
-    }
-    let outputs = safe.outputs.clone();
-    safe.outlet_labels.retain(|o, _| outputs.contains(o));
-    let mut nnef = Vec::new();
-    tract_nnef::nnef()
-        .with_onnx()
-        .write_to_tar(&safe, &mut nnef)?;
-    let cached = tract_nnef::nnef()
-        .with_onnx()
-        .model_for_read(&mut &nnef[..])?;
+    let mut tar = Vec::new();
+    nnef().write_to_tar(&nnef_safe(&typed), &mut tar)?;
+    let cached = nnef().model_for_read(&mut &tar[..])?;
     for (label, m) in [("onnx", &typed), ("cache", &cached)] {
         let mut forms = BTreeMap::<String, usize>::new();
         for n in &m.nodes {
