@@ -129,7 +129,7 @@ impl fmt::Display for ConvPlanError {
 
 impl std::error::Error for ConvPlanError {}
 
-/// A planned convolution: [`DirectConv`] or [`DepthwiseConv`].
+/// A planned convolution: [`DirectConv`], [`DepthwiseConv`] or [`PointwiseConv`].
 pub trait ConvPlan: fmt::Debug + Send + Sync {
     /// The convolution's shape.
     fn shape(&self) -> ConvShape;
@@ -633,6 +633,9 @@ pub struct DepthwiseConv {
 
 plan_identity!(DepthwiseConv);
 
+mod pointwise;
+pub use pointwise::PointwiseConv;
+
 thread_local! {
     static PLANE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -1039,43 +1042,44 @@ mod avx {
         }
     }
 
-    /// `x · sigmoid(x)` on 8 lanes: `x / (1 + exp(-x))` with a degree-5 polynomial
-    /// `exp` (Cephes' `expf` coefficients, range reduction by ln 2, relative error about
-    /// 1e-7 on [-87, 88]; inputs are clamped to that range).
+    /// `x · sigmoid(x)` on 8 lanes, with `sigmoid(z) = 0.5 + z · P(z²) / Q(z²)` for `z`
+    /// clamped to [-18, 18]: `P` of degree 6 and `Q` of degree 3 in `z²`, a rational
+    /// fit made for this project (weighted least squares refined towards minimax on
+    /// `sigmoid(z) - 0.5`, fit error 3e-9; evaluated in f32 the sigmoid is within 2e-7
+    /// of the exact one). The factor `x` is floored at -18 too, so the negative tail
+    /// decays to -18 · sigmoid(-18) ≈ -3e-7 instead of growing with `x`.
+    ///
+    /// 14 vector operations and one division, against about 21 and a division for `x /
+    /// (1 + exp(-x))` with a range-reduced polynomial `exp` (the version before this
+    /// one): the SiLU is up to a third of a short-reduction convolution's time.
+    // The coefficients as fitted (in f64), rounded to f32 by the compiler.
+    #[allow(clippy::excessive_precision)]
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn silu8(x: __m256) -> __m256 {
-        let one = _mm256_set1_ps(1.0);
-        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
-        _mm256_div_ps(x, _mm256_add_ps(one, e))
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn exp8(x: __m256) -> __m256 {
-        let x = _mm256_min_ps(
-            _mm256_set1_ps(88.0),
-            _mm256_max_ps(_mm256_set1_ps(-87.0), x),
-        );
-        // n = round(x / ln 2), r = x - n ln 2 (ln 2 split in two for precision).
-        let n = _mm256_round_ps(
-            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
-            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
-        );
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
-        let mut y = _mm256_set1_ps(1.987_569_1e-4);
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.398_199_9e-3));
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.333_452e-3));
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.166_579_6e-2));
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.666_666_5e-1));
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.5));
-        let r2 = _mm256_mul_ps(r, r);
-        y = _mm256_fmadd_ps(y, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0)));
-        // Scale by 2^n through the exponent bits.
-        let pow2n = _mm256_castsi256_ps(_mm256_slli_epi32(
-            _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
-            23,
-        ));
-        _mm256_mul_ps(y, pow2n)
+        const LIMIT: f32 = 18.0;
+        const P: [f32; 7] = [
+            2.499_999_922e-1,
+            8.174_508_076e-3,
+            4.841_733_121e-5,
+            4.336_872_685e-8,
+            -1.956_236_759e-11,
+            1.268_017_152e-14,
+            -5.062_345_329e-18,
+        ];
+        const Q: [f32; 4] = [1.0, 1.160_313_330e-1, 1.529_623_779e-3, 3.966_688_877e-6];
+        let f = _mm256_max_ps(x, _mm256_set1_ps(-LIMIT));
+        let z = _mm256_min_ps(f, _mm256_set1_ps(LIMIT));
+        let w = _mm256_mul_ps(z, z);
+        let mut p = _mm256_set1_ps(P[6]);
+        for &c in P[..6].iter().rev() {
+            p = _mm256_fmadd_ps(p, w, _mm256_set1_ps(c));
+        }
+        let mut q = _mm256_set1_ps(Q[3]);
+        for &c in Q[..3].iter().rev() {
+            q = _mm256_fmadd_ps(q, w, _mm256_set1_ps(c));
+        }
+        let sigmoid = _mm256_fmadd_ps(z, _mm256_div_ps(p, q), _mm256_set1_ps(0.5));
+        _mm256_mul_ps(f, sigmoid)
     }
 }
 

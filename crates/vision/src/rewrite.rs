@@ -14,14 +14,17 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::cnn::conv::KernelFormat;
 use tract_onnx::tract_core::ops::cnn::Conv;
+use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::math::Add;
 use tract_onnx::tract_core::ops::nn::{DataFormat, Silu, Softmax};
 use tract_onnx::tract_core::optim::Optimizer;
 
-use crate::conv::{ConvPlan, ConvShape, DepthwiseConv, DirectConv};
+use crate::conv::{ConvPlan, ConvShape, DepthwiseConv, DirectConv, PointwiseConv};
 
 /// Softmax of f32 values along one axis that is not the last one, evaluated on
 /// contiguous runs (see the module documentation). Same output as tract's `Softmax`
@@ -128,6 +131,8 @@ pub enum ConvKernel {
     Dense(Arc<DirectConv>),
     /// Depthwise (one group per channel).
     Depthwise(Arc<DepthwiseConv>),
+    /// 1x1, stride 1, unpadded (a matrix product over the channels).
+    Pointwise(Arc<PointwiseConv>),
 }
 
 impl ConvKernel {
@@ -136,6 +141,7 @@ impl ConvKernel {
         match self {
             ConvKernel::Dense(c) => &**c,
             ConvKernel::Depthwise(c) => &**c,
+            ConvKernel::Pointwise(c) => &**c,
         }
     }
 }
@@ -165,10 +171,10 @@ impl Op for OptiConv {
         let s = plan.shape();
         Ok(vec![format!(
             "{}{}->{} {}x{} stride {} pad {:?} on {}x{}{}",
-            if matches!(self.conv, ConvKernel::Depthwise(_)) {
-                "depthwise "
-            } else {
-                ""
+            match self.conv {
+                ConvKernel::Depthwise(_) => "depthwise ",
+                ConvKernel::Pointwise(_) => "pointwise ",
+                ConvKernel::Dense(_) => "",
             },
             s.cin,
             s.cout,
@@ -259,15 +265,24 @@ fn f32_values(t: &Tensor) -> TractResult<Vec<f32>> {
     Ok(t.try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
 }
 
+/// Which of the project's kernels runs a convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dense,
+    /// One kernel per channel (`weights` `[channel][1][kh][kw]`).
+    Depthwise,
+    /// 1x1, stride 1, unpadded.
+    Pointwise,
+}
+
 /// A convolution found in the graph, before what follows it is fused in.
 struct Found {
     shape: ConvShape,
-    /// One kernel per channel (`weights` `[channel][1][kh][kw]`).
-    depthwise: bool,
+    kind: Kind,
     /// OIHW.
     weights: Vec<f32>,
-    /// Per output channel.
-    bias: Vec<f32>,
+    /// Per output channel, or `None` where the node adds none (a matrix product).
+    bias: Option<Vec<f32>>,
     input: OutletId,
     input_shape: TVec<usize>,
     output_shape: TVec<usize>,
@@ -351,31 +366,154 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
     if output.datum_type != f32::datum_type() {
         return Ok(None);
     }
+    let kind = if depthwise {
+        Kind::Depthwise
+    } else if (kh, kw, shape.stride, shape.pad) == (1, 1, 1, [0; 4]) {
+        Kind::Pointwise
+    } else {
+        Kind::Dense
+    };
     Ok(Some(Found {
         shape,
-        depthwise,
+        kind,
         weights: f32_values(&kernel)?,
-        bias,
+        bias: Some(bias),
         input: node.inputs[0],
         input_shape: input_shape.into(),
         output_shape: output_shape.into(),
     }))
 }
 
+/// A 1x1 convolution as tract's declutter leaves it: an f32 `EinSum` of a constant
+/// weight matrix `W` and the activation `X`, `out[m, n…] = Σ_k W[m, k] · X[k, n…]`,
+/// where `X` holds its `k` rows of `n…` pixels contiguously (NCHW, CHW, or the pixels
+/// flattened, as the ONNX import and the cache's NNEF form write it) and the output its
+/// `m` rows the same way; every other axis has size 1. The bias is the `Add` after it
+/// ([`fuse_successors`]).
+fn found_einsum(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>> {
+    let Some(op) = node.op_as::<EinSum>() else {
+        return Ok(None);
+    };
+    if op.q_params.is_some()
+        || op.operating_dt != f32::datum_type()
+        || node.inputs.len() != 2
+        || node.outputs.len() != 1
+    {
+        return Ok(None);
+    }
+    let (wi, xi, weights) = match (
+        constant_f32(model, node.inputs[0])?,
+        constant_f32(model, node.inputs[1])?,
+    ) {
+        (Some(w), None) => (0, 1, w),
+        (None, Some(w)) => (1, 0, w),
+        _ => return Ok(None),
+    };
+    let x = model.outlet_fact(node.inputs[xi])?;
+    let out = model.outlet_fact(OutletId::new(node.id, 0))?;
+    let (Some(x_shape), Some(out_shape)) = (x.shape.as_concrete(), out.shape.as_concrete()) else {
+        return Ok(None);
+    };
+    if x.datum_type != f32::datum_type() || out.datum_type != f32::datum_type() {
+        return Ok(None);
+    }
+    // Each axis of size > 1 by role: `k` (in W and X), `m` (in W and the output), `n`
+    // (in X and the output); positions in W, X and the output.
+    let (mut k, mut m) = (None, None);
+    let mut n = Vec::new();
+    for axis in op.axes.iter_all_axes() {
+        let (w_at, x_at, o_at) = (&axis.inputs[wi], &axis.inputs[xi], &axis.outputs[0]);
+        if w_at.len() > 1 || x_at.len() > 1 || o_at.len() > 1 {
+            return Ok(None);
+        }
+        let (w_at, x_at, o_at) = (w_at.first(), x_at.first(), o_at.first());
+        let size = match (w_at, x_at, o_at) {
+            (_, Some(&i), _) => x_shape[i],
+            (_, _, Some(&i)) => out_shape[i],
+            (Some(&i), _, _) => weights.shape()[i],
+            _ => 1,
+        };
+        // No broadcasting: the axis has this size wherever it appears.
+        let dims = [
+            w_at.map(|&i| weights.shape()[i]),
+            x_at.map(|&i| x_shape[i]),
+            o_at.map(|&i| out_shape[i]),
+        ];
+        if dims.iter().flatten().any(|&d| d != size) {
+            return Ok(None);
+        }
+        if size == 1 {
+            continue;
+        }
+        match (w_at, x_at, o_at) {
+            (Some(&w), Some(&x), None) if k.is_none() => k = Some((w, x, size)),
+            (Some(&w), None, Some(&o)) if m.is_none() => m = Some((w, o, size)),
+            (None, Some(&x), Some(&o)) => n.push((x, o, size)),
+            _ => return Ok(None),
+        }
+    }
+    // Memory order: X is [k][n…] and the output [m][n…] once the unit axes are dropped.
+    n.sort_unstable();
+    let x_order: Vec<usize> = k.iter().map(|k| k.1).chain(n.iter().map(|n| n.0)).collect();
+    let o_order: Vec<usize> = m.iter().map(|m| m.1).chain(n.iter().map(|n| n.1)).collect();
+    if !x_order.windows(2).all(|p| p[0] < p[1]) || !o_order.windows(2).all(|p| p[0] < p[1]) {
+        return Ok(None);
+    }
+    let (cin, cout) = (k.map_or(1, |k| k.2), m.map_or(1, |m| m.2));
+    let sizes: Vec<usize> = n.iter().map(|n| n.2).collect();
+    let (h, w) = match sizes.split_last() {
+        None => (1, 1),
+        Some((&last, rest)) => (rest.iter().product(), last),
+    };
+    // W's values as [cout][cin], through its row-major strides.
+    let w_shape = weights.shape();
+    let stride = |axis: Option<usize>| axis.map_or(0, |a| w_shape[a + 1..].iter().product());
+    let (m_stride, k_stride) = (stride(m.map(|m| m.0)), stride(k.map(|k| k.0)));
+    let values = f32_values(&weights)?;
+    let mut oi = Vec::with_capacity(cout * cin);
+    for o in 0..cout {
+        for c in 0..cin {
+            oi.push(values[o * m_stride + c * k_stride]);
+        }
+    }
+    Ok(Some(Found {
+        shape: ConvShape {
+            cin,
+            cout,
+            h,
+            w,
+            kh: 1,
+            kw: 1,
+            stride: 1,
+            pad: [0; 4],
+        },
+        kind: Kind::Pointwise,
+        weights: oi,
+        bias: None,
+        input: node.inputs[xi],
+        input_shape: x_shape.into(),
+        output_shape: out_shape.into(),
+    }))
+}
+
 /// What follows a convolution and can run inside it, each node the only successor of
 /// the one before and not a model output: order-preserving axis changes, casts of f32 to
-/// f32 and one SiLU.
+/// f32, one addition of a per-channel constant (the bias, where the convolution has
+/// none: a matrix product) and one SiLU (after the bias).
 struct Fused {
     /// The last node fused (the convolution itself when nothing follows).
     last: usize,
     output_shape: TVec<usize>,
+    bias: Option<Vec<f32>>,
     silu: bool,
 }
 
 fn fuse_successors(model: &TypedModel, found: &Found, id: usize) -> TractResult<Fused> {
+    let cout = found.shape.cout;
     let mut fused = Fused {
         last: id,
         output_shape: found.output_shape.clone(),
+        bias: found.bias.clone(),
         silu: false,
     };
     let is_output = |n: usize| model.outputs.iter().any(|o| o.node == n);
@@ -383,23 +521,46 @@ fn fuse_successors(model: &TypedModel, found: &Found, id: usize) -> TractResult<
         let Some(next) = model.single_succ(fused.last)? else {
             break;
         };
+        let from = OutletId::new(fused.last, 0);
         let out = model.outlet_fact(OutletId::new(next.id, 0))?;
         let Some(shape) = out.shape.as_concrete().map(TVec::from) else {
             break;
         };
-        if out.datum_type != f32::datum_type() || next.outputs.len() != 1 || next.inputs.len() != 1
-        {
+        if out.datum_type != f32::datum_type() || next.outputs.len() != 1 {
             break;
         }
         if let Some(op) = next.op_as::<AxisOp>() {
-            if matches!(op, AxisOp::Move(..)) {
+            if matches!(op, AxisOp::Move(..)) || next.inputs.len() != 1 {
                 break;
             }
         } else if next.op_is::<Cast>() {
             // f32 in (what came before is f32) and f32 out: nothing to do.
+            if next.inputs.len() != 1 {
+                break;
+            }
+        } else if let Some(op) = next.op_as::<TypedBinOp>() {
+            if !op.0.is::<Add>() || fused.bias.is_some() || fused.silu || next.inputs.len() != 2 {
+                break;
+            }
+            let other = if next.inputs[0] == from {
+                next.inputs[1]
+            } else {
+                next.inputs[0]
+            };
+            if other == from || shape != fused.output_shape {
+                break;
+            }
+            let Some(bias) = constant_f32(model, other)? else {
+                break;
+            };
+            let Some(values) = per_channel(&bias, &shape, cout)? else {
+                break;
+            };
+            fused.bias = Some(values);
         } else if next
             .op_as::<ElementWiseOp>()
             .is_some_and(|op| op.0.is::<Silu>())
+            && next.inputs.len() == 1
         {
             if fused.silu {
                 break;
@@ -414,38 +575,74 @@ fn fuse_successors(model: &TypedModel, found: &Found, id: usize) -> TractResult<
     Ok(fused)
 }
 
-/// Replaces the convolutions this project runs ([`found_conv`]: in YOLO11n every dense
-/// 3x3 one) by [`OptiConv`], with what follows them fused in ([`fuse_successors`]).
-/// Only where the SIMD kernel runs (x86-64 with AVX2 and FMA): elsewhere tract's own
-/// kernels are faster than the portable path.
-///
-/// The 1x1 convolutions stay tract's matrix products (which declutter makes of them):
-/// run through [`DirectConv`] they measured no faster on one thread (9.25 vs 9.06 ms
-/// for all of YOLO11n's, bias and SiLU fused) and slower on two (staging and unblocking
-/// a small-`k` product's input and output is memory-bound).
-pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<usize> {
-    if !crate::conv::simd_available() {
-        return Ok(0);
+/// `bias`'s values per output channel when, broadcast against `shape` (which holds
+/// `cout` channels of pixels, channel-major), it is constant over the pixels: a scalar,
+/// or `cout` values on the shape's channel axis (the first that is not 1).
+fn per_channel(bias: &Tensor, shape: &[usize], cout: usize) -> TractResult<Option<Vec<f32>>> {
+    let values = f32_values(bias)?;
+    if values.len() == 1 && bias.rank() <= shape.len() {
+        return Ok(Some(vec![values[0]; cout]));
     }
-    let mut count = 0;
+    if values.len() != cout || bias.rank() > shape.len() {
+        return Ok(None);
+    }
+    // The bias's axes right-aligned against the shape's: its one axis of `cout` values
+    // must be the shape's channel axis (all axes before it 1).
+    let offset = shape.len() - bias.rank();
+    for (i, &d) in bias.shape().iter().enumerate() {
+        let j = i + offset;
+        if d == cout && shape[j] == cout && shape[..j].iter().all(|&s| s == 1) {
+            return Ok(Some(values));
+        }
+        if d != 1 {
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+
+/// Replaces the convolutions this project runs by [`OptiConv`], with what follows them
+/// fused in ([`fuse_successors`]): tract `Conv`s ([`found_conv`]: in YOLO11n every dense
+/// 3x3 and depthwise one) and the 1x1 convolutions that declutter turned into matrix
+/// products ([`found_einsum`]), run by [`PointwiseConv`] on the NCHW layout (through
+/// [`DirectConv`]'s channel-blocked staging they had measured no faster than tract's
+/// products: 9.25 vs 9.06 ms). Returns how many were replaced, and how many of those
+/// are 1x1. Only where the SIMD kernels run (x86-64 with AVX2 and FMA): elsewhere
+/// tract's own kernels are faster than the portable path.
+pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<(usize, usize)> {
+    if !crate::conv::simd_available() {
+        return Ok((0, 0));
+    }
+    let (mut count, mut pointwise) = (0, 0);
     let candidates: Vec<usize> = model
         .nodes
         .iter()
-        .filter(|n| n.op_is::<Conv>())
+        .filter(|n| n.op_is::<Conv>() || n.op_is::<EinSum>())
         .map(|n| n.id)
         .collect();
     for id in candidates {
         let node = &model.nodes[id];
-        let Some(found) = found_conv(model, node)? else {
-            continue;
+        let found = match found_conv(model, node)? {
+            Some(found) => found,
+            None => match found_einsum(model, node)? {
+                Some(found) => found,
+                None => continue,
+            },
         };
         let fused = fuse_successors(model, &found, id)?;
-        let conv = if found.depthwise {
-            DepthwiseConv::new(found.shape, &found.weights, &found.bias, fused.silu)
-                .map(|c| ConvKernel::Depthwise(Arc::new(c)))
-        } else {
-            DirectConv::new(found.shape, &found.weights, &found.bias, fused.silu)
-                .map(|c| ConvKernel::Dense(Arc::new(c)))
+        let bias = fused
+            .bias
+            .clone()
+            .unwrap_or_else(|| vec![0.0; found.shape.cout]);
+        let (shape, weights, silu) = (found.shape, &found.weights, fused.silu);
+        let conv = match found.kind {
+            Kind::Depthwise => DepthwiseConv::new(shape, weights, &bias, silu)
+                .map(|c| ConvKernel::Depthwise(Arc::new(c))),
+            Kind::Pointwise => PointwiseConv::new(shape, weights, &bias, silu)
+                .map(|c| ConvKernel::Pointwise(Arc::new(c))),
+            Kind::Dense => {
+                DirectConv::new(shape, weights, &bias, silu).map(|c| ConvKernel::Dense(Arc::new(c)))
+            }
         };
         let Ok(conv) = conv else {
             continue;
@@ -462,11 +659,12 @@ pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<usize> {
         patch.shunt_outside(model, OutletId::new(fused.last, 0), y)?;
         patch.apply(model)?;
         count += 1;
+        pointwise += usize::from(found.kind == Kind::Pointwise);
     }
     if count > 0 {
         model.compact()?;
     }
-    Ok(count)
+    Ok((count, pointwise))
 }
 
 /// What [`speed_up`] changed.
@@ -474,8 +672,11 @@ pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<usize> {
 pub struct RewriteReport {
     /// Softmax nodes on a non-last axis replaced by [`AxisSoftmax`].
     pub softmaxes: usize,
-    /// Convolutions replaced by [`OptiConv`].
+    /// Convolutions replaced by [`OptiConv`] (1x1 ones included).
     pub convolutions: usize,
+    /// Of those, 1x1 convolutions ([`PointwiseConv`]), most of them tract `EinSum`s
+    /// after declutter.
+    pub pointwise: usize,
 }
 
 /// tract's declutter, without the `ConcatThenEinsum` pass.
@@ -508,7 +709,7 @@ pub fn speed_up(model: &mut TypedModel) -> TractResult<RewriteReport> {
             _ => {}
         }
     }
-    report.convolutions = direct_convolutions(model)?;
+    (report.convolutions, report.pointwise) = direct_convolutions(model)?;
     Ok(report)
 }
 
@@ -668,7 +869,7 @@ mod tests {
         }
         model.select_output_outlets(&outputs)?;
         let replaced = if rewrite {
-            direct_convolutions(&mut model)?
+            direct_convolutions(&mut model)?.0
         } else {
             0
         };
@@ -722,6 +923,224 @@ mod tests {
                 assert!(
                     (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
                     "{batch} {then:?} {stride}: {x} vs {y}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// One 1x1 convolution as tract's declutter leaves it, an `EinSum` of `form` (its
+    /// first input the activation when `x_first`) + what follows, evaluated by tract
+    /// with the rewrite (`rewrite`) or without: the output and how many convolutions
+    /// (and 1x1 ones) were replaced. `then` lists the successors in order: "cast",
+    /// "bias" (a per-channel constant of the output's rank), "scalar" (a constant
+    /// [1,…]), "full" (a constant of the output's shape: not a bias), "reshape" (the
+    /// last axis, 12 pixels, to 3 × 4), "silu".
+    fn einsum_graph(
+        form: &str,
+        x_shape: &[usize],
+        w_shape: &[usize],
+        x_first: bool,
+        then: &[&str],
+        rewrite: bool,
+    ) -> TractResult<(Tensor, (usize, usize), usize)> {
+        use tract_onnx::tract_core::ops::cast::cast;
+        use tract_onnx::tract_core::ops::math::add;
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
+                .collect()
+        };
+        let constant = |shape: &[usize], seed: usize| -> TractResult<Tensor> {
+            let n = shape.iter().product();
+            Ok(tract_ndarray::ArrayD::from_shape_vec(shape, values(n, seed))?.into_tensor())
+        };
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact(x_shape))?;
+        let w = model.add_const("w", constant(w_shape, 1)?)?;
+        let inputs = if x_first { [x, w] } else { [w, x] };
+        let op = EinSum::new(form.parse()?, f32::datum_type());
+        let mut y = model.wire_node("einsum", op, &inputs)?[0];
+        for (i, step) in then.iter().enumerate() {
+            let shape: TVec<usize> = model
+                .outlet_fact(y)?
+                .shape
+                .as_concrete()
+                .map(TVec::from)
+                .unwrap_or_default();
+            let name = format!("{step}{i}");
+            y = match *step {
+                "cast" => model.wire_node(name, cast(f32::datum_type()), &[y])?[0],
+                "bias" | "scalar" | "full" => {
+                    // The channel axis: the first of the output's that is not 1.
+                    let channel = shape.iter().position(|&d| d != 1).unwrap_or(0);
+                    let b_shape: Vec<usize> = match *step {
+                        "full" => shape.to_vec(),
+                        "scalar" => vec![1; shape.len()],
+                        _ => (0..shape.len())
+                            .map(|a| if a == channel { shape[a] } else { 1 })
+                            .collect(),
+                    };
+                    let b = model.add_const(format!("b{i}"), constant(&b_shape, 2)?)?;
+                    model.wire_node(name, add(), &[y, b])?[0]
+                }
+                "reshape" => {
+                    let last = shape.len() - 1;
+                    let op =
+                        AxisOp::Reshape(last, tvec![12.to_dim()], tvec![3.to_dim(), 4.to_dim()]);
+                    model.wire_node(name, op, &[y])?[0]
+                }
+                "silu" => {
+                    let op = tract_onnx::tract_core::ops::nn::silu::silu();
+                    model.wire_node(name, op, &[y])?[0]
+                }
+                other => bail!("unknown step {other}"),
+            };
+        }
+        model.select_output_outlets(&[y])?;
+        let replaced = if rewrite {
+            direct_convolutions(&mut model)?
+        } else {
+            (0, 0)
+        };
+        // The operations left (what was fused is gone).
+        let ops = model
+            .nodes
+            .iter()
+            .filter(|n| {
+                !n.op_is::<tract_onnx::tract_core::ops::source::TypedSource>()
+                    && !n.op_is::<tract_onnx::tract_core::ops::konst::Const>()
+            })
+            .count();
+        let input = constant(x_shape, 3)?;
+        let plan = model.into_optimized()?.into_runnable()?;
+        let out = plan.run(tvec!(input.into_tvalue()))?;
+        Ok((out[0].clone().into_tensor(), replaced, ops))
+    }
+
+    #[test]
+    fn pointwise_convolution_op_matches_tract_on_the_einsum_forms() -> TractResult<()> {
+        let simd = usize::from(crate::conv::simd_available());
+        // (form, activation shape, weights shape, activation first, successors, replaced,
+        // operations left where replaced)
+        type Case<'a> = (
+            &'a str,
+            &'a [usize],
+            &'a [usize],
+            bool,
+            &'a [&'a str],
+            bool,
+            usize,
+        );
+        let cases: &[Case] = &[
+            // The forms of the shipped model's 1x1s in the cache (NNEF) ...
+            (
+                "mk,kn->mn",
+                &[5, 12],
+                &[6, 5],
+                false,
+                &["cast", "bias", "silu"],
+                true,
+                1,
+            ),
+            (
+                "amk,akn->amn",
+                &[1, 5, 12],
+                &[1, 6, 5],
+                false,
+                &["reshape", "bias", "silu"],
+                true,
+                1,
+            ),
+            // ... and from the ONNX (the activation first, NCHW or CHW).
+            (
+                "IHW,OI->NOHW",
+                &[5, 3, 4],
+                &[6, 5],
+                true,
+                &["bias", "silu"],
+                true,
+                1,
+            ),
+            (
+                "NIHW,OI->OHW",
+                &[1, 5, 3, 4],
+                &[6, 5],
+                true,
+                &["bias"],
+                true,
+                1,
+            ),
+            // The weights stored transposed; a scalar bias; no bias at all.
+            (
+                "km,kn->mn",
+                &[5, 12],
+                &[5, 6],
+                false,
+                &["scalar", "silu"],
+                true,
+                1,
+            ),
+            ("mk,kn->mn", &[5, 12], &[6, 5], false, &[], true, 1),
+            // A constant that is not per channel stays tract's Add, and the SiLU after it.
+            (
+                "mk,kn->mn",
+                &[5, 12],
+                &[6, 5],
+                false,
+                &["full", "silu"],
+                true,
+                3,
+            ),
+            // The SiLU before the bias: the SiLU is fused, the Add stays.
+            (
+                "mk,kn->mn",
+                &[5, 12],
+                &[6, 5],
+                false,
+                &["silu", "bias"],
+                true,
+                2,
+            ),
+            // Pixels-major activation (NHWC-like): not this op's layout.
+            (
+                "amk,ank->amn",
+                &[1, 12, 5],
+                &[1, 6, 5],
+                true,
+                &["bias"],
+                false,
+                0,
+            ),
+            // Weights broadcast over a batch axis of the activation: refused.
+            (
+                "bmk,bkn->bmn",
+                &[2, 5, 12],
+                &[1, 6, 5],
+                false,
+                &[],
+                false,
+                0,
+            ),
+        ];
+        for &(form, x_shape, w_shape, x_first, then, replaced, left) in cases {
+            let what = format!("{form} {x_shape:?} {then:?}");
+            let (want, _, ops_before) = einsum_graph(form, x_shape, w_shape, x_first, then, false)?;
+            let (got, count, ops) = einsum_graph(form, x_shape, w_shape, x_first, then, true)?;
+            if replaced && simd == 1 {
+                assert_eq!((count, ops), ((1, 1), left), "{what}");
+            } else {
+                assert_eq!((count, ops), ((0, 0), ops_before), "{what}");
+            }
+            assert_eq!(got.shape(), want.shape(), "{what}");
+            let (a, b) = (
+                got.to_plain_array_view::<f32>()?,
+                want.to_plain_array_view::<f32>()?,
+            );
+            for (x, y) in a.iter().zip(b.iter()) {
+                assert!(
+                    (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                    "{what}: {x} vs {y}"
                 );
             }
         }
