@@ -257,6 +257,7 @@ fn the_shipped_model_has_a_current_parity_fixture() {
         softmaxes: 1,
         convolutions: 96 * simd,
         pointwise: 54 * simd,
+        max_pools: 3,
     };
     assert_eq!(fixture.detector.info().rewrites, convolutions);
     assert_eq!(fixture.cached.info().rewrites, convolutions);

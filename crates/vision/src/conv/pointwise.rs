@@ -170,7 +170,7 @@ impl ConvPlan for PointwiseConv {
         let per_group = self.tiles.div_ceil(groups);
         let simd = simd_available();
         let item = |i: usize| {
-            let (strip, g) = (i / groups, i % groups);
+            let (g, strip) = (i / strips, i % strips);
             let tiles = g * per_group..((g + 1) * per_group).min(self.tiles);
             let p = strip * NR;
             let n = (self.pixels - p).min(NR);
@@ -472,6 +472,10 @@ mod tests {
     #[ignore = "measuring tool"]
     fn pointwise_vs_direct() {
         use super::super::DirectConv;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
         let time = |f: &mut dyn FnMut()| {
             for _ in 0..20 {
                 f();
@@ -501,11 +505,17 @@ mod tests {
                 let dc = DirectConv::new(s, &weights, &bias, silu_on).expect("plan");
                 let a = time(&mut || pw.run(&input, &mut out).expect("run"));
                 let b = time(&mut || dc.run(&input, &mut out).expect("run"));
+                let a2 = time(&mut || pw.run_in(&input, &mut out, Some(&pool)).expect("run"));
+                let b2 = time(&mut || dc.run_in(&input, &mut out, Some(&pool)).expect("run"));
                 let gmacs = |ms: f64| pw.macs() as f64 / ms / 1e6;
                 println!(
-                    "{cin}->{cout} @ {size} silu {silu_on}: pointwise {a:.4} ms ({:.1} GMAC/s), direct {b:.4} ms ({:.1})",
+                    "{cin}->{cout} @ {size} silu {silu_on}: pointwise {a:.4} ms ({:.1} GMAC/s), \
+                     direct {b:.4} ms ({:.1}); 2 threads: pointwise {a2:.4} ({:.2}×), direct \
+                     {b2:.4} ({:.2}×)",
                     gmacs(a),
-                    gmacs(b)
+                    gmacs(b),
+                    a / a2,
+                    b / b2
                 );
             }
         }
