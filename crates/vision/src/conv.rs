@@ -1472,6 +1472,10 @@ mod phase_times {
     #[test]
     #[ignore = "measuring tool"]
     fn stage_compute_unblock() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
         let s3 = |cin, cout, size, stride| ConvShape::square(cin, cout, size, 3, stride);
         let s1 = |cin, cout, size| ConvShape::square(cin, cout, size, 1, 1);
         for shape in [
@@ -1510,7 +1514,16 @@ mod phase_times {
             let st = time(&mut || conv.stage(&input, &mut staged, None));
             let co = time(&mut || conv.compute(&staged, &mut blocked, None));
             let un = time(&mut || conv.unblock(&blocked, &mut out, None));
-            println!("{shape:?}: stage {st:.4} compute {co:.4} unblock {un:.4} ms");
+            // On a pool of two (called from outside it, as in a test: its threads may
+            // sleep between calls, which the model's back-to-back ops do not see).
+            let p = Some(&pool);
+            let st2 = time(&mut || conv.stage(&input, &mut staged, p));
+            let co2 = time(&mut || conv.compute(&staged, &mut blocked, p));
+            let un2 = time(&mut || conv.unblock(&blocked, &mut out, p));
+            println!(
+                "{shape:?}: stage {st:.4} compute {co:.4} unblock {un:.4} ms; 2 threads: \
+                 {st2:.4} {co2:.4} {un2:.4}"
+            );
         }
     }
 }
