@@ -14,6 +14,7 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::array::TypedConcat;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::cnn::conv::KernelFormat;
@@ -155,8 +156,10 @@ impl ConvKernel {
 pub struct OptiConv {
     /// The planned convolution with its packed weights.
     pub conv: ConvKernel,
-    /// The input's shape.
-    pub input_shape: TVec<usize>,
+    /// The input's shape, or the shapes of its parts: for a 1x1 convolution, the
+    /// inputs of the channel concatenation that fed it (their values in order are the
+    /// `cin × h × w` input, which is then never written whole).
+    pub input_shapes: TVec<TVec<usize>>,
     /// The output's shape.
     pub output_shape: TVec<usize>,
 }
@@ -185,7 +188,13 @@ impl Op for OptiConv {
             s.h,
             s.w,
             if plan.silu() { ", SiLU" } else { "" }
-        )])
+        )]
+        .into_iter()
+        .chain(
+            (self.input_shapes.len() > 1)
+                .then(|| format!("input concatenated from {:?}", self.input_shapes)),
+        )
+        .collect())
     }
 
     op_as_typed_op!();
@@ -195,14 +204,20 @@ impl EvalOp for OptiConv {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let plain = input.try_as_plain_ram()?;
-        let data = plain.as_slice::<f32>()?;
-        // SAFETY: `ConvPlan::run_in` writes every one of the `cout × oh × ow` values (or
-        // returns an error, and the tensor is dropped unread).
+        let plains = inputs
+            .iter()
+            .map(|i| i.try_as_plain_ram())
+            .collect::<TractResult<Vec<_>>>()?;
+        let parts = plains
+            .iter()
+            .map(|p| p.as_slice::<f32>())
+            .collect::<TractResult<Vec<_>>>()?;
+        // SAFETY: the plan writes every one of the `cout × oh × ow` values (or returns
+        // an error, and the tensor is dropped unread).
         let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
         {
             let mut plain_out = out.try_as_plain_ram_mut()?;
+            let output = plain_out.as_slice_mut::<f32>()?;
             // The executor the detector runs this inference under (its own pool with
             // `DetectorOptions::threads > 1`).
             let executor = tract_linalg::multithread::current_tract_executor();
@@ -210,10 +225,12 @@ impl EvalOp for OptiConv {
                 tract_linalg::multithread::Executor::MultiThread(pool) => Some(&**pool),
                 _ => None,
             };
-            self.conv
-                .plan()
-                .run_in(data, plain_out.as_slice_mut::<f32>()?, pool)
-                .map_err(|e| format_err!("{e}"))?;
+            match (&self.conv, &parts[..]) {
+                (ConvKernel::Pointwise(conv), parts) => conv.run_parts(parts, output, pool),
+                (conv, [input]) => conv.plan().run_in(input, output, pool),
+                _ => bail!("OptiConv: {} inputs for a single-input plan", parts.len()),
+            }
+            .map_err(|e| format_err!("{e}"))?;
         }
         Ok(tvec!(out.into_tvalue()))
     }
@@ -222,11 +239,13 @@ impl EvalOp for OptiConv {
 impl TypedOp for OptiConv {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         ensure!(
-            inputs[0].datum_type == f32::datum_type()
-                && inputs[0].shape.as_concrete() == Some(&self.input_shape[..]),
+            inputs.len() == self.input_shapes.len()
+                && inputs.iter().zip(&self.input_shapes).all(|(i, shape)| {
+                    i.datum_type == f32::datum_type() && i.shape.as_concrete() == Some(&shape[..])
+                }),
             "OptiConv expects f32 {:?}, got {:?}",
-            self.input_shape,
-            inputs[0]
+            self.input_shapes,
+            inputs
         );
         Ok(tvec!(f32::fact(&self.output_shape)))
     }
@@ -284,7 +303,6 @@ struct Found {
     /// Per output channel, or `None` where the node adds none (a matrix product).
     bias: Option<Vec<f32>>,
     input: OutletId,
-    input_shape: TVec<usize>,
     output_shape: TVec<usize>,
 }
 
@@ -379,7 +397,6 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
         weights: f32_values(&kernel)?,
         bias: Some(bias),
         input: node.inputs[0],
-        input_shape: input_shape.into(),
         output_shape: output_shape.into(),
     }))
 }
@@ -491,9 +508,58 @@ fn found_einsum(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Foun
         weights: oi,
         bias: None,
         input: node.inputs[xi],
-        input_shape: x_shape.into(),
         output_shape: out_shape.into(),
     }))
+}
+
+/// The inputs of the channel concatenation behind `input` of a 1x1 convolution of
+/// `shape`, when its values are theirs one after the other in whole planes: a
+/// `Concat` (through order-preserving reshapes, which YOLO's exports and the cache put
+/// between it and the product) along an axis with only axes of 1 before it, of f32
+/// inputs that each hold whole `h × w` planes.
+fn concat_parts(
+    model: &TypedModel,
+    input: OutletId,
+    shape: ConvShape,
+) -> TractResult<Option<Vec<OutletId>>> {
+    let pixels = shape.h * shape.w;
+    let mut at = input;
+    loop {
+        let node = &model.nodes[at.node];
+        if let Some(op) = node.op_as::<AxisOp>() {
+            if matches!(op, AxisOp::Move(..)) || node.inputs.len() != 1 {
+                return Ok(None);
+            }
+            at = node.inputs[0];
+            continue;
+        }
+        let Some(concat) = node.op_as::<TypedConcat>() else {
+            return Ok(None);
+        };
+        let Some(out_shape) = model.outlet_fact(at)?.shape.as_concrete().map(TVec::from) else {
+            return Ok(None);
+        };
+        if concat.axis >= out_shape.len()
+            || out_shape[..concat.axis].iter().any(|&d| d != 1)
+            || out_shape.iter().product::<usize>() != shape.cin * pixels
+        {
+            return Ok(None);
+        }
+        for &part in &node.inputs {
+            let fact = model.outlet_fact(part)?;
+            let Some(len) = fact
+                .shape
+                .as_concrete()
+                .map(|s| s.iter().product::<usize>())
+            else {
+                return Ok(None);
+            };
+            if fact.datum_type != f32::datum_type() || len % pixels != 0 {
+                return Ok(None);
+            }
+        }
+        return Ok(Some(node.inputs.to_vec()));
+    }
 }
 
 /// What follows a convolution and can run inside it, each node the only successor of
@@ -647,15 +713,34 @@ pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<(usize, usize)
         let Ok(conv) = conv else {
             continue;
         };
+        // A 1x1 convolution reads a channel concatenation's inputs where they are.
+        let parts = match found.kind {
+            Kind::Pointwise => concat_parts(model, found.input, found.shape)?,
+            _ => None,
+        }
+        .unwrap_or_else(|| vec![found.input]);
+        let input_shapes = parts
+            .iter()
+            .map(|&o| -> TractResult<TVec<usize>> {
+                let fact = model.outlet_fact(o)?;
+                fact.shape
+                    .as_concrete()
+                    .map(TVec::from)
+                    .ok_or_else(|| format_err!("{o:?} has no concrete shape"))
+            })
+            .collect::<TractResult<_>>()?;
         let op = OptiConv {
             conv,
-            input_shape: found.input_shape.clone(),
+            input_shapes,
             output_shape: fused.output_shape.clone(),
         };
         let name = node.name.clone();
         let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, found.input)?;
-        let y = patch.wire_node(name, op, &[x])?[0];
+        let inputs = parts
+            .iter()
+            .map(|&o| patch.tap_model(model, o))
+            .collect::<TractResult<TVec<_>>>()?;
+        let y = patch.wire_node(name, op, &inputs)?[0];
         patch.shunt_outside(model, OutletId::new(fused.last, 0), y)?;
         patch.apply(model)?;
         count += 1;

@@ -3,14 +3,19 @@
 //!
 //! tract runs these as matrix products: it packs the input into panels at every run
 //! (~0.8 ms per YOLO11n inference at 320) and applies the SiLU as a separate pass over
-//! the output (~0.8 ms). Neither is needed here. The kernel vectorises over *pixels*,
-//! which NCHW already stores contiguously for each channel: a tile holds 4 output
-//! channels × 24 pixels (three vectors) in 12 registers, and for each input channel it
-//! loads the three input vectors straight from that channel's row and broadcasts the 4
-//! weights (packed once, when the plan is built, in reading order). A thread walks
-//! 24-pixel column strips and, within a strip, every tile of output channels: the strip
-//! (`cin × 96` bytes) stays in L1 while the weights stream from L2. Bias and SiLU are
-//! applied while the tile is in registers, and the result is stored in NCHW.
+//! the output (~0.8 ms). Here a thread walks 16-pixel column strips of the plane. For
+//! each strip it copies the `cin` rows of 16 pixels into a small panel (`cin × 64`
+//! bytes, in L1: the tiles then read sequential memory instead of `cin` rows a plane
+//! apart, each its own TLB page), and runs every tile of output channels on it. The
+//! AVX2/FMA kernel vectorises over the pixels: a tile holds 6 output channels × 16
+//! pixels (two vectors) in 12 registers, and for each input channel it loads the two
+//! input vectors and broadcasts the 6 weights (packed once, when the plan is built, in
+//! reading order). Bias and SiLU are applied while the tile is in registers, and the
+//! result is stored in NCHW.
+//!
+//! The input may come in *parts* ([`PointwiseConv::run_parts`]): the inputs of a
+//! `Concat` along the channels, which the strip copy reads from where they are (the
+//! concatenation itself is never written).
 //!
 //! The same reasoning as [`super::DirectConv`]: every read and write is inside buffers
 //! whose sizes are checked when the plan is built and when it runs; a scalar path
@@ -105,62 +110,81 @@ impl PointwiseConv {
         self.pixels.div_ceil(NR)
     }
 
-    /// Copies the `cin` rows of `strip`'s pixels into `panel` (`cin × NR`, contiguous,
-    /// zero past the plane's end): the tiles of a strip then read sequential memory
-    /// instead of `cin` rows a plane apart (one TLB page and one or two cache lines per
-    /// row and input channel).
-    fn pack_strip(&self, input: &[f32], strip: usize, panel: &mut [f32]) {
+    /// Copies the `cin` rows of `strip`'s pixels, from the input's `parts` in order,
+    /// into `panel` (`cin × NR`, contiguous, zero past the plane's end).
+    fn pack_strip(&self, parts: &[&[f32]], strip: usize, panel: &mut [f32]) {
         let p = strip * NR;
         let n = (self.pixels - p).min(NR);
-        for (c, dst) in panel.chunks_exact_mut(NR).take(self.shape.cin).enumerate() {
-            let src = &input[c * self.pixels + p..c * self.pixels + p + n];
-            dst[..n].copy_from_slice(src);
+        let rows = parts
+            .iter()
+            .flat_map(|part| part.chunks_exact(self.pixels))
+            .take(self.shape.cin);
+        for (src, dst) in rows.zip(panel.chunks_exact_mut(NR)) {
+            dst[..n].copy_from_slice(&src[p..p + n]);
             dst[n..].fill(0.0);
         }
     }
 
     /// The same as the SIMD kernels, one value at a time, for output channels `MR·t ..`
     /// and `pixels`.
-    fn tile_scalar(&self, input: &[f32], output: OutPtr, t: usize, pixels: std::ops::Range<usize>) {
+    fn tile_scalar(
+        &self,
+        parts: &[&[f32]],
+        output: OutPtr,
+        t: usize,
+        pixels: std::ops::Range<usize>,
+    ) {
         let (cin, cout, hw) = (self.shape.cin, self.shape.cout, self.pixels);
         for j in 0..MR.min(cout - t * MR) {
             let o = t * MR + j;
             for p in pixels.clone() {
                 let mut acc = 0f32;
-                for c in 0..cin {
-                    acc += self.packed[(t * cin + c) * MR + j] * input[c * hw + p];
+                let rows = parts.iter().flat_map(|part| part.chunks_exact(hw));
+                for (c, row) in rows.enumerate().take(cin) {
+                    acc += self.packed[(t * cin + c) * MR + j] * row[p];
                 }
                 let v = acc + self.bias[o];
                 let v = if self.silu { silu(v) } else { v };
-                // SAFETY: `run_in` checked that the output holds `cout × hw` values, `o <
-                // cout` and `p < hw`; this (tile, pixels) item is written by one thread.
+                // SAFETY: `run_parts` checked that the output holds `cout × hw` values,
+                // `o < cout` and `p < hw`; this (tile, pixels) item is written by one
+                // thread.
                 unsafe { *output.get().add(o * hw + p) = v };
             }
         }
     }
-}
 
-impl ConvPlan for PointwiseConv {
-    fn shape(&self) -> ConvShape {
-        self.shape
-    }
-
-    fn silu(&self) -> bool {
-        self.silu
-    }
-
-    fn run_in(
+    /// Runs it on an input in `parts` (whole channels each, `cin` in all, in order: the
+    /// inputs of a channel concatenation); see [`ConvPlan::run_in`].
+    pub fn run_parts(
         &self,
-        input: &[f32],
+        parts: &[&[f32]],
         output: &mut [f32],
         pool: Option<&rayon::ThreadPool>,
     ) -> Result<(), ConvPlanError> {
-        self.check_sizes(input, output)?;
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if parts.iter().any(|p| p.len() % self.pixels != 0) || total != self.shape.cin * self.pixels
+        {
+            return Err(ConvPlanError(format!(
+                "{:?}: input parts of {:?} values are not {} whole planes of {}",
+                self.shape,
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+                self.shape.cin,
+                self.pixels
+            )));
+        }
+        if output.len() != self.shape.cout * self.pixels {
+            return Err(ConvPlanError(format!(
+                "{:?}: output has {} values (expected {})",
+                self.shape,
+                output.len(),
+                self.shape.cout * self.pixels
+            )));
+        }
         let out = OutPtr(output.as_mut_ptr());
         let strips = self.strips();
-        // Work items: (strip, group of output-channel tiles). One group per strip
-        // unless there are too few strips to share between the threads (the small
-        // planes deep in the network), then the tiles are split too.
+        // Work items: (group of output-channel tiles, strip). One group unless there
+        // are too few strips to share between the threads (the small planes deep in
+        // the network), then the tiles are split too.
         let threads = pool.map_or(1, |p| p.current_num_threads());
         let groups = if threads > 1 {
             (threads * 4).div_ceil(strips).clamp(1, self.tiles)
@@ -183,24 +207,24 @@ impl ConvPlan for PointwiseConv {
                         panel.resize(len, 0.0);
                     }
                     let panel = &mut panel[..len];
-                    self.pack_strip(input, strip, panel);
+                    self.pack_strip(parts, strip, panel);
                     for t in tiles.clone() {
-                        // SAFETY: AVX2 and FMA were detected; `panel` holds `cin × NR`
-                        // values, the output `cout × pixels` (checked above), `p + n <=
-                        // pixels`; items are disjoint (strip, tile) parts of the output.
                         // The last tile with fewer channels left runs a narrower kernel.
                         let kernel = match self.shape.cout - t * MR {
                             1..=2 => avx::tile2,
                             3..=4 => avx::tile4,
                             _ => avx::tile6,
                         };
+                        // SAFETY: AVX2 and FMA were detected; `panel` holds `cin × NR`
+                        // values, the output `cout × pixels` (checked above), `p + n <=
+                        // pixels`; items are disjoint (strip, tile) parts of the output.
                         unsafe { kernel(self, panel.as_ptr(), out.get(), t, p, n) };
                     }
                 });
                 return;
             }
             for t in tiles {
-                self.tile_scalar(input, out, t, p..p + n);
+                self.tile_scalar(parts, out, t, p..p + n);
             }
         };
         let total = strips * groups;
@@ -222,6 +246,26 @@ impl ConvPlan for PointwiseConv {
             _ => (0..total).for_each(item),
         }
         Ok(())
+    }
+}
+
+impl ConvPlan for PointwiseConv {
+    fn shape(&self) -> ConvShape {
+        self.shape
+    }
+
+    fn silu(&self) -> bool {
+        self.silu
+    }
+
+    fn run_in(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<(), ConvPlanError> {
+        self.check_sizes(input, output)?;
+        self.run_parts(&[input], output, pool)
     }
 }
 
@@ -432,11 +476,41 @@ mod tests {
                 let mut scalar = vec![f32::NAN; s.cout * hw];
                 let out = OutPtr(scalar.as_mut_ptr());
                 for t in 0..conv.tiles {
-                    conv.tile_scalar(&input, out, t, 0..hw);
+                    conv.tile_scalar(&[&input], out, t, 0..hw);
                 }
                 close(&scalar, &one, 1e-5, &format!("{what}: scalar vs SIMD"));
             }
         }
+    }
+
+    #[test]
+    fn an_input_in_parts_gives_what_the_whole_input_gives() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
+        let s = shape(12, 10, 5, 7);
+        let hw = 35;
+        let input = values(12 * hw, 4);
+        let conv = PointwiseConv::new(s, &values(120, 5), &values(10, 6), true).expect("plan");
+        let mut whole = vec![f32::NAN; 10 * hw];
+        conv.run(&input, &mut whole).expect("run");
+        // Parts of 2, 3 and 7 channels (a concatenation of three inputs), and an empty one.
+        let (a, rest) = input.split_at(2 * hw);
+        let (b, c) = rest.split_at(3 * hw);
+        for p in [None, Some(&pool)] {
+            let mut parted = vec![f32::NAN; 10 * hw];
+            conv.run_parts(&[a, &[], b, c], &mut parted, p)
+                .expect("run");
+            assert_eq!(parted, whole);
+        }
+        // Parts that are not whole planes, or not `cin` of them, are refused.
+        let mut out = vec![0.0; 10 * hw];
+        assert!(conv
+            .run_parts(&[&input[..hw + 1], &input[hw + 1..]], &mut out, None)
+            .is_err());
+        assert!(conv.run_parts(&[a, b], &mut out, None).is_err());
+        assert!(conv.run_parts(&[a, b, c], &mut out[1..], None).is_err());
     }
 
     #[test]
