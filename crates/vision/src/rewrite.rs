@@ -1526,4 +1526,94 @@ mod tests {
         }
         Ok(())
     }
+
+    /// A 1x1 convolution (`amk,akn->amn`, bias, SiLU) of the concatenation of two
+    /// sources `[1, c, 3, 4]` (`c` = 2 and 3) along `axis` (1: the channels; 3: the
+    /// columns, which the op cannot read in place), reshaped to `[1, 5, 12]` / `[1, 4,
+    /// 15]` as the cache's form does: output, replaced count and the operations left.
+    fn concat_graph(axis: usize, rewrite: bool) -> TractResult<(Tensor, usize, Vec<String>)> {
+        use tract_onnx::tract_core::ops::math::add;
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
+                .collect()
+        };
+        let (sa, sb): ([usize; 4], [usize; 4]) = if axis == 1 {
+            ([1, 2, 3, 4], [1, 3, 3, 4])
+        } else {
+            ([1, 4, 3, 2], [1, 4, 3, 3])
+        };
+        let mut model = TypedModel::default();
+        let a = model.add_source("a", f32::fact(sa))?;
+        let b = model.add_source("b", f32::fact(sb))?;
+        let cat = model.wire_node("cat", TypedConcat { axis }, &[a, b])?[0];
+        let (cin, pixels) = if axis == 1 { (5, 12) } else { (4, 15) };
+        let (h, w) = if axis == 1 { (3, 4) } else { (3, 5) };
+        let flat = AxisOp::Reshape(2, tvec![h.to_dim(), w.to_dim()], tvec![pixels.to_dim()]);
+        let x = model.wire_node("flat", flat, &[cat])?[0];
+        let weights = tract_ndarray::ArrayD::from_shape_vec(&[1, 6, cin][..], values(6 * cin, 1))?;
+        let wc = model.add_const("w", weights.into_tensor())?;
+        let op = EinSum::new("amk,akn->amn".parse()?, f32::datum_type());
+        let y = model.wire_node("einsum", op, &[wc, x])?[0];
+        let bias = tract_ndarray::ArrayD::from_shape_vec(&[1, 6, 1][..], values(6, 2))?;
+        let bc = model.add_const("b", bias.into_tensor())?;
+        let y = model.wire_node("bias", add(), &[y, bc])?[0];
+        let y = model.wire_node("silu", tract_onnx::tract_core::ops::nn::silu::silu(), &[y])?;
+        model.select_output_outlets(&y)?;
+        let replaced = if rewrite {
+            direct_convolutions(&mut model)?.0
+        } else {
+            0
+        };
+        let ops = model
+            .nodes
+            .iter()
+            .filter(|n| !n.op_is::<tract_onnx::tract_core::ops::source::TypedSource>())
+            .filter(|n| !n.op_is::<tract_onnx::tract_core::ops::konst::Const>())
+            .map(|n| format!("{} {}", n.op().name(), n.inputs.len()))
+            .collect();
+        let input = |shape: [usize; 4], seed| -> TractResult<TValue> {
+            let n = shape.iter().product();
+            Ok(
+                tract_ndarray::ArrayD::from_shape_vec(&shape[..], values(n, seed))?
+                    .into_tensor()
+                    .into_tvalue(),
+            )
+        };
+        let plan = model.into_optimized()?.into_runnable()?;
+        let out = plan.run(tvec!(input(sa, 3)?, input(sb, 4)?))?;
+        Ok((out[0].clone().into_tensor(), replaced, ops))
+    }
+
+    #[test]
+    fn pointwise_convolution_reads_a_channel_concatenation_in_place() -> TractResult<()> {
+        let simd = crate::conv::simd_available();
+        for (axis, left) in [
+            (1, vec!["OptiConv 2"]),
+            (3, vec!["Concat 2", "Reshape 1", "OptiConv 1"]),
+        ] {
+            let (want, _, _) = concat_graph(axis, false)?;
+            let (got, replaced, ops) = concat_graph(axis, true)?;
+            if simd {
+                assert_eq!(replaced, 1, "axis {axis}");
+                let mut ops = ops;
+                ops.sort();
+                let mut left: Vec<String> = left.iter().map(|s| s.to_string()).collect();
+                left.sort();
+                assert_eq!(ops, left, "axis {axis}");
+            }
+            assert_eq!(got.shape(), want.shape());
+            let (a, b) = (
+                got.to_plain_array_view::<f32>()?,
+                want.to_plain_array_view::<f32>()?,
+            );
+            for (x, y) in a.iter().zip(b.iter()) {
+                assert!(
+                    (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                    "axis {axis}: {x} vs {y}"
+                );
+            }
+        }
+        Ok(())
+    }
 }
