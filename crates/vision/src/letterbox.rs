@@ -102,16 +102,20 @@ pub fn letterbox(src: &RgbImage, dst_width: u32, dst_height: u32) -> (RgbImage, 
 }
 
 /// Writes a letterboxed RGB8 image as an NCHW float tensor in `[0, 1]` (`out` must hold
-/// `3 × width × height` values).
+/// `3 × width × height` values): each byte `v` becomes `v / 255.0` in f32, as
+/// Ultralytics' `img / 255` computes it (looked up in a table of the 256 quotients
+/// rather than divided, one value at a time).
 pub fn to_nchw(image: &RgbImage, out: &mut [f32]) {
     let plane = image.width() as usize * image.height() as usize;
     assert_eq!(out.len(), 3 * plane, "tensor buffer has the wrong size");
+    let scaled: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0);
     let (r, rest) = out.split_at_mut(plane);
     let (g, b) = rest.split_at_mut(plane);
-    for (i, px) in image.as_raw().chunks_exact(3).enumerate() {
-        r[i] = f32::from(px[0]) / 255.0;
-        g[i] = f32::from(px[1]) / 255.0;
-        b[i] = f32::from(px[2]) / 255.0;
+    let pixels = image.as_raw().chunks_exact(3);
+    for (((px, r), g), b) in pixels.zip(r).zip(g).zip(b) {
+        *r = scaled[usize::from(px[0])];
+        *g = scaled[usize::from(px[1])];
+        *b = scaled[usize::from(px[2])];
     }
 }
 
@@ -231,17 +235,19 @@ fn halve_area(src: &RgbImage, dst_width: u32, dst_height: u32) -> RgbImage {
     let mut out = RgbImage::new(dst_width, dst_height);
     let out_raw: &mut [u8] = &mut out;
     let dw = dst_width as usize;
-    for dy in 0..dst_height as usize {
-        let r0 = &raw[2 * dy * stride..];
-        let r1 = &raw[(2 * dy + 1) * stride..];
-        for dx in 0..dw {
+    for (dy, line) in out_raw.chunks_exact_mut(dw * 3).enumerate() {
+        let r0 = &raw[2 * dy * stride..2 * dy * stride + dw * 6];
+        let r1 = &raw[(2 * dy + 1) * stride..(2 * dy + 1) * stride + dw * 6];
+        // Each output pixel from a 6-byte run (two pixels) of each of the two rows.
+        for ((d, a), b) in line
+            .chunks_exact_mut(3)
+            .zip(r0.chunks_exact(6))
+            .zip(r1.chunks_exact(6))
+        {
             for c in 0..3 {
-                let i = 2 * dx * 3 + c;
-                let sum = u32::from(r0[i])
-                    + u32::from(r0[i + 3])
-                    + u32::from(r1[i])
-                    + u32::from(r1[i + 3]);
-                out_raw[(dy * dw + dx) * 3 + c] = ((sum + 2) >> 2) as u8;
+                let sum =
+                    u16::from(a[c]) + u16::from(a[c + 3]) + u16::from(b[c]) + u16::from(b[c + 3]);
+                d[c] = ((sum + 2) >> 2) as u8;
             }
         }
     }
@@ -312,5 +318,33 @@ mod tests {
         // Outside the image is clipped.
         let b = g.to_original_normalised([-10.0, 0.0, 400.0, 300.0]);
         assert_eq!(b, [0.0, 0.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn halving_is_the_rounded_mean_of_each_block_and_nchw_divides_by_255() {
+        // Every byte value at every position of the 2×2 blocks, odd width of output.
+        let (w, h) = (2 * 37, 2 * 11);
+        let src = RgbImage::from_fn(w, h, |x, y| {
+            let v = |c: u32| ((x * 7 + y * 131 + c * 59) % 256) as u8;
+            Rgb([v(0), v(1), v(2)])
+        });
+        let out = resize_linear(&src, w / 2, h / 2);
+        for (x, y, p) in out.enumerate_pixels() {
+            for c in 0..3 {
+                let sum: u32 = [(0, 0), (1, 0), (0, 1), (1, 1)]
+                    .iter()
+                    .map(|(dx, dy)| u32::from(src.get_pixel(2 * x + dx, 2 * y + dy)[c]))
+                    .sum();
+                assert_eq!(u32::from(p[c]), (sum + 2) / 4, "({x}, {y}) channel {c}");
+            }
+        }
+        let mut tensor = vec![f32::NAN; 3 * (w * h) as usize];
+        to_nchw(&src, &mut tensor);
+        let plane = (w * h) as usize;
+        for (i, p) in src.pixels().enumerate() {
+            for c in 0..3 {
+                assert_eq!(tensor[c * plane + i], f32::from(p[c]) / 255.0);
+            }
+        }
     }
 }
