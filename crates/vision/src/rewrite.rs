@@ -104,15 +104,14 @@ pub fn softmax_blocks(data: &mut [f32], n: usize, inner: usize) {
         max.copy_from_slice(&chunk[..inner]);
         for row in chunk[inner..].chunks_exact(inner) {
             for (m, x) in max.iter_mut().zip(row) {
-                *m = m.max(*x);
+                // A plain max instruction, vectorised (`f32::max`'s NaN rule costs a
+                // blend; a NaN logit gives NaN either way through the exp).
+                *m = if *x > *m { *x } else { *m };
             }
         }
         sum.iter_mut().for_each(|s| *s = 0.0);
         for row in chunk.chunks_exact_mut(inner) {
-            for ((x, m), s) in row.iter_mut().zip(&max).zip(sum.iter_mut()) {
-                *x = (*x - m).exp();
-                *s += *x;
-            }
+            crate::conv::exp_shifted_sum(row, &max, &mut sum);
         }
         for s in sum.iter_mut() {
             *s = 1.0 / *s;
