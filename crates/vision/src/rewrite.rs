@@ -11,6 +11,12 @@
 //!   splits a 1x1 convolution that follows a `Concat` into one small matmul per input
 //!   (`k = 16` slices in the C2f/C3k2 blocks), which is slower than the single matmul
 //!   and adds load time. The pass is left out.
+//! - [`OptiConv`] ([`direct_convolutions`]): every convolution, with its bias and the
+//!   SiLU after it, runs on the project's kernels ([`crate::conv`]): dense ones through
+//!   [`DirectConv`], depthwise ones through [`DepthwiseConv`], 1x1 ones (the `EinSum`s
+//!   declutter makes of them, in the forms of the ONNX and of the cache) through
+//!   [`PointwiseConv`], reading a channel `Concat`'s inputs in place.
+//! - [`OptiMaxPool`] ([`max_pools`]): SPPF's max pooling, separable, per plane.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
