@@ -296,7 +296,7 @@ fn bench_tract(
     for &n in &args.threads {
         let n = n.max(1);
         for (v, detector) in detectors.iter().enumerate() {
-            let ips = throughput(detector, blobs, jobs, n)?;
+            let ips = throughput(detector, blobs, jobs, n, args.warmup)?;
             reports[v].workers.push((n, ips));
         }
     }
@@ -311,8 +311,12 @@ fn bench_tract(
                 continue;
             }
             let on_t = detector.with_threads(t);
-            report.intra.push((t, throughput(&on_t, blobs, jobs, 1)?));
-            report.pooled.push((t, throughput(&on_t, blobs, jobs, t)?));
+            report
+                .intra
+                .push((t, throughput(&on_t, blobs, jobs, 1, args.warmup)?));
+            report
+                .pooled
+                .push((t, throughput(&on_t, blobs, jobs, t, args.warmup)?));
         }
     }
     for (v, report) in reports.iter_mut().enumerate() {
@@ -327,14 +331,29 @@ fn bench_tract(
 }
 
 /// Images per second of `n` workers sharing `jobs` images (each worker whole images).
-fn throughput(detector: &Detector, blobs: &[Vec<u8>], jobs: usize, n: usize) -> Result<f64> {
+/// Each worker first runs `warmup` images untimed, as bench/ort_bench.py warms its
+/// sessions: a fresh thread (and a fresh inference pool) allocates its per-thread
+/// scratch buffers on its first images, which is start-up, not throughput. The clock
+/// starts when every worker is warm.
+fn throughput(
+    detector: &Detector,
+    blobs: &[Vec<u8>],
+    jobs: usize,
+    n: usize,
+    warmup: usize,
+) -> Result<f64> {
     let next = AtomicUsize::new(0);
-    let start = Instant::now();
-    std::thread::scope(|s| -> Result<()> {
+    let ready = std::sync::Barrier::new(n + 1);
+    let (start, ()) = std::thread::scope(|s| -> Result<(Instant, ())> {
         let handles: Vec<_> = (0..n)
             .map(|_| {
-                let (det, next) = (detector.clone(), &next);
+                let (det, next, ready) = (detector.clone(), &next, &ready);
                 s.spawn(move || -> Result<()> {
+                    let warm = (0..warmup)
+                        .try_for_each(|i| run_one(&det, &blobs[i % blobs.len()]).map(drop));
+                    // Reached whatever the warm-up gave, so that no one waits forever.
+                    ready.wait();
+                    warm?;
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= jobs {
@@ -345,11 +364,13 @@ fn throughput(detector: &Detector, blobs: &[Vec<u8>], jobs: usize, n: usize) -> 
                 })
             })
             .collect();
+        ready.wait();
+        let start = Instant::now();
         for h in handles {
             h.join()
                 .map_err(|_| anyhow::anyhow!("benchmark worker panicked"))??;
         }
-        Ok(())
+        Ok((start, ()))
     })?;
     Ok(jobs as f64 / start.elapsed().as_secs_f64())
 }
