@@ -3,18 +3,21 @@
 //!
 //! tract runs these as matrix products: it packs the input into panels at every run
 //! (~0.8 ms per YOLO11n inference at 320) and applies the SiLU as a separate pass over
-//! the output (~0.8 ms). Here a thread walks 16-pixel column strips of the plane. For
-//! each strip it copies the `cin` rows of 16 pixels into a small panel (`cin × 64`
-//! bytes, in L1: the tiles then read sequential memory instead of `cin` rows a plane
-//! apart, each its own TLB page), and runs every tile of output channels on it. The
-//! AVX2/FMA kernel vectorises over the pixels: a tile holds 6 output channels × 16
-//! pixels (two vectors) in 12 registers, and for each input channel it loads the two
-//! input vectors and broadcasts the 6 weights (packed once, when the plan is built, in
-//! reading order). Bias and SiLU are applied while the tile is in registers, and the
-//! result is stored in NCHW.
+//! the output (~0.8 ms). Here a thread walks column blocks of the plane (16 to 64
+//! pixels, as many as keep the block's panel within 16 KB). For each block it copies the
+//! `cin` rows of its pixels into a small panel in L1 — the tiles then read sequential
+//! memory instead of `cin` rows a plane apart, each its own TLB page — and runs every
+//! tile of output channels on each 16-pixel strip of it. The AVX2/FMA kernel
+//! vectorises over the pixels: a tile holds 6 output channels × 16 pixels (two vectors)
+//! in 12 registers, and for each input channel it loads the two input vectors and
+//! broadcasts the 6 weights (packed once, when the plan is built, in reading order).
+//! Bias and SiLU are applied while the tile is in registers, and the result is stored
+//! in NCHW. (A 4 × 24 tile reading the rows in place ran at 17-21 GMAC/s: with 12
+//! accumulators, three inputs and a broadcast it needs all 16 registers, and LLVM
+//! spilled an accumulator inside the loop.)
 //!
 //! The input may come in *parts* ([`PointwiseConv::run_parts`]): the inputs of a
-//! `Concat` along the channels, which the strip copy reads from where they are (the
+//! `Concat` along the channels, which the panel copy reads from where they are (the
 //! concatenation itself is never written).
 //!
 //! The same reasoning as [`super::DirectConv`]: every read and write is inside buffers
@@ -29,8 +32,14 @@ const MR: usize = 6;
 /// Pixels per kernel tile (three vectors).
 const NR: usize = 2 * LANES;
 
+/// Values a panel holds at most (16 KB: half of L1, beside the weights and output
+/// streams): up to 4 strips (64 pixels, 256 bytes of each input row) for a short
+/// reduction, one strip for `cin` of 256 and more. Longer runs of each input row per copy,
+/// and the output rows a thread writes continue where its last tile stopped.
+const PANEL_FLOATS: usize = 4096;
+
 thread_local! {
-    /// The strip of input the current thread's tiles read ([`PointwiseConv::pack_strip`]).
+    /// The block of input the current thread's tiles read ([`PointwiseConv::pack_block`]).
     static PANEL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -43,6 +52,8 @@ pub struct PointwiseConv {
     pixels: usize,
     /// Tiles of [`MR`] output channels (the last may be partly past `cout`).
     tiles: usize,
+    /// Strips of [`NR`] pixels copied into one panel ([`PANEL_FLOATS`]).
+    span: usize,
     /// Weights in the kernel's reading order: `[tile][input channel][MR]`, zero for
     /// output channels past `cout`.
     packed: Vec<f32>,
@@ -95,6 +106,7 @@ impl PointwiseConv {
             silu,
             pixels: h * w,
             tiles,
+            span: (PANEL_FLOATS / (cin * NR)).clamp(1, 4),
             packed,
             bias: padded_bias,
         })
@@ -105,21 +117,28 @@ impl PointwiseConv {
         self.shape.cout * self.shape.cin * self.pixels
     }
 
-    /// Column strips of [`NR`] pixels (the last may be shorter).
-    fn strips(&self) -> usize {
-        self.pixels.div_ceil(NR)
+    /// Pixels per panel.
+    fn block_len(&self) -> usize {
+        self.span * NR
     }
 
-    /// Copies the `cin` rows of `strip`'s pixels, from the input's `parts` in order,
-    /// into `panel` (`cin × NR`, contiguous, zero past the plane's end).
-    fn pack_strip(&self, parts: &[&[f32]], strip: usize, panel: &mut [f32]) {
-        let p = strip * NR;
-        let n = (self.pixels - p).min(NR);
+    /// Column blocks of [`Self::block_len`] pixels (the last may be shorter).
+    fn blocks(&self) -> usize {
+        self.pixels.div_ceil(self.block_len())
+    }
+
+    /// Copies the `cin` rows of `block`'s pixels, from the input's `parts` in order,
+    /// into `panel` (`cin` rows of `block_len` values, contiguous, zero past the
+    /// plane's end).
+    fn pack_block(&self, parts: &[&[f32]], block: usize, panel: &mut [f32]) {
+        let width = self.block_len();
+        let p = block * width;
+        let n = (self.pixels - p).min(width);
         let rows = parts
             .iter()
             .flat_map(|part| part.chunks_exact(self.pixels))
             .take(self.shape.cin);
-        for (src, dst) in rows.zip(panel.chunks_exact_mut(NR)) {
+        for (src, dst) in rows.zip(panel.chunks_exact_mut(width)) {
             dst[..n].copy_from_slice(&src[p..p + n]);
             dst[n..].fill(0.0);
         }
@@ -181,56 +200,65 @@ impl PointwiseConv {
             )));
         }
         let out = OutPtr(output.as_mut_ptr());
-        let strips = self.strips();
-        // Work items: (group of output-channel tiles, strip). One group unless there
-        // are too few strips to share between the threads (the small planes deep in
+        let blocks = self.blocks();
+        // Work items: (group of output-channel tiles, block). One group unless there
+        // are too few blocks to share between the threads (the small planes deep in
         // the network), then the tiles are split too.
         let threads = pool.map_or(1, |p| p.current_num_threads());
         let groups = if threads > 1 {
-            (threads * 4).div_ceil(strips).clamp(1, self.tiles)
+            (threads * 4).div_ceil(blocks).clamp(1, self.tiles)
         } else {
             1
         };
         let per_group = self.tiles.div_ceil(groups);
         let simd = simd_available();
+        let width = self.block_len();
         let item = |i: usize| {
-            let (g, strip) = (i / strips, i % strips);
+            let (g, block) = (i / blocks, i % blocks);
             let tiles = g * per_group..((g + 1) * per_group).min(self.tiles);
-            let p = strip * NR;
-            let n = (self.pixels - p).min(NR);
+            let p0 = block * width;
+            let n0 = (self.pixels - p0).min(width);
             #[cfg(target_arch = "x86_64")]
             if simd {
                 PANEL.with(|panel| {
                     let mut panel = panel.borrow_mut();
-                    let len = self.shape.cin * NR;
+                    let len = self.shape.cin * width;
                     if panel.len() < len {
                         panel.resize(len, 0.0);
                     }
                     let panel = &mut panel[..len];
-                    self.pack_strip(parts, strip, panel);
-                    for t in tiles.clone() {
-                        // The last tile with fewer channels left runs a narrower kernel.
-                        let kernel = match self.shape.cout - t * MR {
-                            1..=2 => avx::tile2,
-                            3..=4 => avx::tile4,
-                            _ => avx::tile6,
-                        };
-                        // SAFETY: AVX2 and FMA were detected; `panel` holds `cin × NR`
-                        // values, the output `cout × pixels` (checked above), `p + n <=
-                        // pixels`; items are disjoint (strip, tile) parts of the output.
-                        unsafe { kernel(self, panel.as_ptr(), out.get(), t, p, n) };
+                    self.pack_block(parts, block, panel);
+                    for sub in (0..n0).step_by(NR) {
+                        let (p, n) = (p0 + sub, (n0 - sub).min(NR));
+                        for t in tiles.clone() {
+                            // The last tile with fewer channels left runs a narrower
+                            // kernel.
+                            let kernel = match self.shape.cout - t * MR {
+                                1..=2 => avx::tile2,
+                                3..=4 => avx::tile4,
+                                _ => avx::tile6,
+                            };
+                            // SAFETY: AVX2 and FMA were detected; `panel` holds `cin`
+                            // rows of `width` values and `sub + NR <= width`, the
+                            // output `cout × pixels` (checked above), `p + n <=
+                            // pixels`; items are disjoint (block, tile) parts of the
+                            // output.
+                            unsafe {
+                                kernel(self, panel.as_ptr().add(sub), width, out.get(), t, p, n)
+                            };
+                        }
                     }
                 });
                 return;
             }
             for t in tiles {
-                self.tile_scalar(parts, out, t, p..p + n);
+                self.tile_scalar(parts, out, t, p0..p0 + n0);
             }
         };
-        let total = strips * groups;
+        let total = blocks * groups;
         match pool {
             Some(pool) if threads > 1 && total > 1 => {
-                // A few chunks per thread, for balance; each chunk consecutive strips.
+                // A few chunks per thread, for balance; each chunk consecutive blocks.
                 let chunks = (threads * 4).min(total);
                 let per = total.div_ceil(chunks);
                 pool.install(|| {
@@ -287,19 +315,21 @@ mod avx {
     }
 
     /// Defines a tile kernel for the listed output channel rows: output channels `MR·t
-    /// ..` (those below `cout`) × pixels `p .. p + n` (`n <= 16`), from the strip's
-    /// packed `panel` (`cin` rows of 16 values). Accumulators are plain locals, two
+    /// ..` (those below `cout`) × pixels `p .. p + n` (`n <= 16`), from a 16-pixel strip
+    /// of the packed panel (`cin` rows, `row` values apart). Accumulators are plain locals, two
     /// vectors per row (`$a` for pixels 0..8, `$b` for 8..16): 12 of the 16 registers
     /// for 6 rows, with the two input vectors and one broadcast weight beside them.
     macro_rules! tile_kernel {
         ($name:ident: $($j:literal => $a:ident, $b:ident);+) => {
             /// # Safety
-            /// AVX2 and FMA must be available; `panel` must hold `cin × 16` values and
-            /// `output` `cout × pixels`; `p + n <= pixels`, `t < tiles`.
+            /// AVX2 and FMA must be available; `panel` must point to `cin` rows of 16
+            /// values, `row` apart, and `output` hold `cout × pixels`; `p + n <=
+            /// pixels`, `t < tiles`.
             #[target_feature(enable = "avx2,fma")]
             pub(super) unsafe fn $name(
                 conv: &PointwiseConv,
                 panel: *const f32,
+                row: usize,
                 output: *mut f32,
                 t: usize,
                 p: usize,
@@ -318,7 +348,7 @@ mod avx {
                         $a = _mm256_fmadd_ps(wj, x0, $a);
                         $b = _mm256_fmadd_ps(wj, x1, $b);
                     )+
-                    x = x.add(2 * LANES);
+                    x = x.add(row);
                     w = w.add(MR);
                 }
                 let acc = [$([$a, $b]),+];
@@ -435,7 +465,7 @@ mod tests {
             .collect();
         for s in [
             // YOLO-like: channel counts of 16..64, planes of 20×20 and 10×10 (not whole
-            // 24-pixel strips: 400 = 16·24 + 16, 100 = 4·24 + 4).
+            // 64-pixel blocks: 400 = 6·64 + 16, 100 = 64 + 2·16 + 4).
             shape(48, 64, 20, 20),
             shape(64, 32, 10, 10),
             // Output channels not a multiple of 4, planes smaller than a vector or a strip.
@@ -455,7 +485,7 @@ mod tests {
                 assert_eq!(conv.macs(), s.cout * s.cin * hw);
                 let want = reference(s, &input, &weights, &bias, silu_on);
                 let what = format!("{s:?} silu {silu_on}");
-                // A panel left over from a larger run, poisoned: every value a strip's
+                // A panel left over from a larger run, poisoned: every value a block's
                 // tiles read must be packed by this run.
                 PANEL.with(|p| *p.borrow_mut() = vec![f32::NAN; 1 << 14]);
                 // NaN where a run fails to write shows in the comparison.
