@@ -815,6 +815,24 @@ pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
+/// `row[j] = exp(row[j] - max)` for every `j`, and their sum (the middle pass of a
+/// softmax along a row), 8 lanes at a time where AVX2/FMA are available.
+pub fn exp_shifted_total(row: &mut [f32], max: f32) -> f32 {
+    let mut done = 0;
+    let mut total = 0f32;
+    #[cfg(target_arch = "x86_64")]
+    if simd_available() {
+        // SAFETY: AVX2 and FMA were detected.
+        total = unsafe { avx::exp_shifted_total(row, max) };
+        done = simd_prefix(row.len());
+    }
+    for x in &mut row[done..] {
+        *x = (*x - max).exp();
+        total += *x;
+    }
+    total
+}
+
 /// `row[j] = exp(row[j] - max[j])` and `sum[j] += row[j]` for every `j` (the middle
 /// pass of a softmax over rows of columns), 8 lanes at a time where AVX2/FMA are
 /// available (a polynomial `exp`, relative error about 1e-7); `max` and `sum` as long
@@ -1130,6 +1148,25 @@ mod avx {
             let s = _mm256_add_ps(_mm256_loadu_ps(sum.as_ptr().add(j)), e);
             _mm256_storeu_ps(sum.as_mut_ptr().add(j), s);
         }
+    }
+
+    /// `row[j] = exp(row[j] - max)` over the whole vectors of 8, and their sum.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn exp_shifted_total(row: &mut [f32], max: f32) -> f32 {
+        let n = row.len() / LANES * LANES;
+        let m = _mm256_set1_ps(max);
+        let mut sum = _mm256_setzero_ps();
+        for j in (0..n).step_by(LANES) {
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(row.as_ptr().add(j)), m));
+            _mm256_storeu_ps(row.as_mut_ptr().add(j), e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        let mut lanes = [0f32; LANES];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
+        lanes.iter().sum()
     }
 
     /// `exp(x)` on 8 lanes: range reduction by ln 2 and a degree-5 polynomial (Cephes'

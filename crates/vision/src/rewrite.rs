@@ -6,7 +6,9 @@
 //!   softmax element by element through ndarray views (about a third of the whole
 //!   inference at 640). This op computes the same softmax block by block: for each
 //!   outer index, the rows along the softmax axis are contiguous runs of `inner`
-//!   values, so max, exp, sum and scale are streaming loops over contiguous memory.
+//!   values, so max, exp, sum and scale are streaming loops over contiguous memory,
+//!   with an `exp` 8 lanes at a time. The attention block's softmax (last axis) goes
+//!   through the same op: 0.14 ms in tract's, 0.03 in this one.
 //! - [`declutter_without_concat_then_einsum`]: tract's `ConcatThenEinsum` declutter pass
 //!   splits a 1x1 convolution that follows a `Concat` into one small matmul per input
 //!   (`k = 16` slices in the C2f/C3k2 blocks), which is slower than the single matmul
@@ -33,9 +35,10 @@ use tract_onnx::tract_core::optim::Optimizer;
 
 use crate::conv::{ConvPlan, ConvShape, DepthwiseConv, DirectConv, PointwiseConv};
 
-/// Softmax of f32 values along one axis that is not the last one, evaluated on
-/// contiguous runs (see the module documentation). Same output as tract's `Softmax`
-/// with `axes = [axis]`, to float rounding.
+/// Softmax of f32 values along one axis, evaluated on contiguous runs (see the module
+/// documentation) with a vectorised `exp`. Same output as tract's `Softmax` with `axes =
+/// [axis]`, to float rounding (3e-7). For the last axis (the attention block's softmax)
+/// each row is one run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AxisSoftmax {
     /// The axis the softmax normalises over.
@@ -102,6 +105,19 @@ impl TypedOp for AxisSoftmax {
 pub fn softmax_blocks(data: &mut [f32], n: usize, inner: usize) {
     let block = n * inner;
     if block == 0 {
+        return;
+    }
+    if inner == 1 {
+        // A softmax along the last axis: each block is one contiguous row.
+        for row in data.chunks_exact_mut(n) {
+            let max = row[1..]
+                .iter()
+                .fold(row[0], |m, &x| if x > m { x } else { m });
+            let scale = 1.0 / crate::conv::exp_shifted_total(row, max);
+            for x in row.iter_mut() {
+                *x *= scale;
+            }
+        }
         return;
     }
     let mut max = vec![0f32; inner];
@@ -970,7 +986,8 @@ pub fn max_pools(model: &mut TypedModel) -> TractResult<usize> {
 /// What [`speed_up`] changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RewriteReport {
-    /// Softmax nodes on a non-last axis replaced by [`AxisSoftmax`].
+    /// Softmax nodes over a single axis replaced by [`AxisSoftmax`] (the DFL's and the
+    /// attention's in YOLO11n).
     pub softmaxes: usize,
     /// Convolutions replaced by [`OptiConv`] (1x1 ones included).
     pub convolutions: usize,
@@ -990,7 +1007,7 @@ pub fn declutter_without_concat_then_einsum(model: &mut TypedModel) -> TractResu
     declutter.optimize(model)
 }
 
-/// Replaces every f32 `Softmax` over a single non-last axis of a decluttered model with
+/// Replaces every f32 `Softmax` over a single axis of a decluttered model with
 /// [`AxisSoftmax`], the `MaxPool`s [`max_pools`] handles with [`OptiMaxPool`] and the
 /// convolutions [`direct_convolutions`] handles with [`OptiConv`]. Run after declutter
 /// and before `optimize`.
@@ -1006,7 +1023,7 @@ pub fn speed_up(model: &mut TypedModel) -> TractResult<RewriteReport> {
             && softmax.kind == Default::default()
             && fact.datum_type == f32::datum_type();
         match softmax.axes.as_slice() {
-            &[axis] if plain && axis + 1 < rank => {
+            &[axis] if plain && axis < rank => {
                 model.nodes[id].op = Box::new(AxisSoftmax { axis });
                 report.softmaxes += 1;
             }
@@ -1057,6 +1074,22 @@ mod tests {
     }
 
     #[test]
+    fn last_axis_softmax_equals_the_definition() {
+        // Rows of 100 (the attention's) and of 13 (whole vectors and a scalar tail).
+        for (outer, n) in [(6, 100), (5, 13)] {
+            let data: Vec<f32> = (0..outer * n)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 5.0)
+                .collect();
+            let mut ours = data.clone();
+            softmax_blocks(&mut ours, n, 1);
+            let want = reference(&data, outer, n, 1);
+            for (a, b) in ours.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
     fn large_logits_do_not_overflow() {
         let mut data = vec![1000.0f32, -1000.0, 999.0, 0.0];
         softmax_blocks(&mut data, 2, 2);
@@ -1072,32 +1105,35 @@ mod tests {
             .map(|i| ((i * 13 % 29) as f32 - 14.0) / 3.0)
             .collect();
         let input = tract_ndarray::ArrayD::from_shape_vec(&shape[..], data)?.into_tensor();
-        let build = |rewrite: bool| -> TractResult<Tensor> {
-            let mut model = TypedModel::default();
-            let src = model.add_source("x", f32::fact(shape))?;
-            let out = model.wire_node(
-                "sm",
-                Softmax {
-                    axes: tvec![1],
-                    ..Softmax::default()
-                },
-                &[src],
-            )?;
-            model.select_output_outlets(&out)?;
-            if rewrite {
-                assert_eq!(speed_up(&mut model)?.softmaxes, 1);
+        // The DFL's axis 1, and the last axis (the attention's softmax).
+        for axis in [1, 3] {
+            let build = |rewrite: bool| -> TractResult<Tensor> {
+                let mut model = TypedModel::default();
+                let src = model.add_source("x", f32::fact(shape))?;
+                let out = model.wire_node(
+                    "sm",
+                    Softmax {
+                        axes: tvec![axis],
+                        ..Softmax::default()
+                    },
+                    &[src],
+                )?;
+                model.select_output_outlets(&out)?;
+                if rewrite {
+                    assert_eq!(speed_up(&mut model)?.softmaxes, 1);
+                }
+                let plan = model.into_optimized()?.into_runnable()?;
+                let out = plan.run(tvec!(input.clone().into_tvalue()))?;
+                Ok(out[0].clone().into_tensor())
+            };
+            let (a, b) = (build(false)?, build(true)?);
+            let (a, b) = (
+                a.to_plain_array_view::<f32>()?,
+                b.to_plain_array_view::<f32>()?,
+            );
+            for (x, y) in a.iter().zip(b.iter()) {
+                assert!((x - y).abs() < 1e-6, "axis {axis}: {x} vs {y}");
             }
-            let plan = model.into_optimized()?.into_runnable()?;
-            let out = plan.run(tvec!(input.clone().into_tvalue()))?;
-            Ok(out[0].clone().into_tensor())
-        };
-        let (a, b) = (build(false)?, build(true)?);
-        let (a, b) = (
-            a.to_plain_array_view::<f32>()?,
-            b.to_plain_array_view::<f32>()?,
-        );
-        for (x, y) in a.iter().zip(b.iter()) {
-            assert!((x - y).abs() < 1e-6, "{x} vs {y}");
         }
         Ok(())
     }
