@@ -100,6 +100,20 @@ impl ConvShape {
         }
     }
 
+    /// A 1x1 kernel, stride 1, no padding, over `h × w` pixels.
+    pub fn pointwise(cin: usize, cout: usize, h: usize, w: usize) -> ConvShape {
+        ConvShape {
+            cin,
+            cout,
+            h,
+            w,
+            kh: 1,
+            kw: 1,
+            stride: 1,
+            pad: [0; 4],
+        }
+    }
+
     fn padded(&self) -> (usize, usize) {
         (
             self.h + self.pad[0] + self.pad[2],
@@ -1205,6 +1219,7 @@ mod avx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::values;
 
     /// The definition, in f64: out[o][y][x] = bias[o] + Σ w[o][c][ky][kx] · in[c][y·s + ky - pt][x·s + kx - pl].
     fn reference(
@@ -1254,12 +1269,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
-            .collect()
     }
 
     /// Fills this thread's reused scratch buffers with NaN, so that a value a run does

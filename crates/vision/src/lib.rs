@@ -16,6 +16,8 @@ mod nnef_read;
 pub mod postprocess;
 pub mod rewrite;
 pub mod stats;
+#[cfg(test)]
+mod test_support;
 
 pub use cache::{cache_path_for, LoadedFrom, ModelCache};
 pub use decode::{decode_bytes, decode_file, DecodeError, DecodeLimits, DecodedImage, ImageKind};

@@ -515,16 +515,7 @@ fn found_einsum(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Foun
         }
     }
     Ok(Some(Found {
-        shape: ConvShape {
-            cin,
-            cout,
-            h,
-            w,
-            kh: 1,
-            kw: 1,
-            stride: 1,
-            pad: [0; 4],
-        },
+        shape: ConvShape::pointwise(cin, cout, h, w),
         kind: Kind::Pointwise,
         weights: oi,
         bias: None,
@@ -1038,6 +1029,31 @@ pub fn speed_up(model: &mut TypedModel) -> TractResult<RewriteReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::values;
+
+    /// The model's operations other than sources and constants.
+    fn operations(model: &TypedModel) -> impl Iterator<Item = &TypedNode> {
+        model.nodes.iter().filter(|n| {
+            !n.op_is::<tract_onnx::tract_core::ops::source::TypedSource>()
+                && !n.op_is::<tract_onnx::tract_core::ops::konst::Const>()
+        })
+    }
+
+    /// `got` has `want`'s shape and its values within 1e-4 (relative above 1).
+    fn assert_close(got: &Tensor, want: &Tensor, what: &str) -> TractResult<()> {
+        assert_eq!(got.shape(), want.shape(), "{what}");
+        let (a, b) = (
+            got.to_plain_array_view::<f32>()?,
+            want.to_plain_array_view::<f32>()?,
+        );
+        for (x, y) in a.iter().zip(b.iter()) {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{what}: {x} vs {y}"
+            );
+        }
+        Ok(())
+    }
 
     fn reference(data: &[f32], outer: usize, n: usize, inner: usize) -> Vec<f32> {
         let mut out = data.to_vec();
@@ -1151,11 +1167,6 @@ mod tests {
         let (cin, h, w) = (12usize, 11usize, 14usize);
         let cout = if depthwise { cin } else { 20 };
         let kcin = if depthwise { 1 } else { cin };
-        let values = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n)
-                .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
-                .collect()
-        };
         let mut model = TypedModel::default();
         let shape: TVec<usize> = if batch {
             tvec![1, cin, h, w]
@@ -1255,17 +1266,7 @@ mod tests {
             let (got, replaced) = conv_graph(batch, then, stride, true)?;
             let expected = usize::from(crate::conv::simd_available());
             assert_eq!(replaced, expected, "{batch} {then:?} {stride}");
-            assert_eq!(got.shape(), want.shape(), "{batch} {then:?} {stride}");
-            let (a, b) = (
-                got.to_plain_array_view::<f32>()?,
-                want.to_plain_array_view::<f32>()?,
-            );
-            for (x, y) in a.iter().zip(b.iter()) {
-                assert!(
-                    (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-                    "{batch} {then:?} {stride}: {x} vs {y}"
-                );
-            }
+            assert_close(&got, &want, &format!("{batch} {then:?} {stride}"))?;
         }
         Ok(())
     }
@@ -1287,11 +1288,6 @@ mod tests {
     ) -> TractResult<(Tensor, (usize, usize), usize)> {
         use tract_onnx::tract_core::ops::cast::cast;
         use tract_onnx::tract_core::ops::math::add;
-        let values = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n)
-                .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
-                .collect()
-        };
         let constant = |shape: &[usize], seed: usize| -> TractResult<Tensor> {
             let n = shape.iter().product();
             Ok(tract_ndarray::ArrayD::from_shape_vec(shape, values(n, seed))?.into_tensor())
@@ -1345,14 +1341,7 @@ mod tests {
             (0, 0)
         };
         // The operations left (what was fused is gone).
-        let ops = model
-            .nodes
-            .iter()
-            .filter(|n| {
-                !n.op_is::<tract_onnx::tract_core::ops::source::TypedSource>()
-                    && !n.op_is::<tract_onnx::tract_core::ops::konst::Const>()
-            })
-            .count();
+        let ops = operations(&model).count();
         let input = constant(x_shape, 3)?;
         let plan = model.into_optimized()?.into_runnable()?;
         let out = plan.run(tvec!(input.into_tvalue()))?;
@@ -1473,17 +1462,7 @@ mod tests {
             } else {
                 assert_eq!((count, ops), ((0, 0), ops_before), "{what}");
             }
-            assert_eq!(got.shape(), want.shape(), "{what}");
-            let (a, b) = (
-                got.to_plain_array_view::<f32>()?,
-                want.to_plain_array_view::<f32>()?,
-            );
-            for (x, y) in a.iter().zip(b.iter()) {
-                assert!(
-                    (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-                    "{what}: {x} vs {y}"
-                );
-            }
+            assert_close(&got, &want, &what)?;
         }
         Ok(())
     }
@@ -1574,11 +1553,6 @@ mod tests {
     /// 15]` as the cache's form does: output, replaced count and the operations left.
     fn concat_graph(axis: usize, rewrite: bool) -> TractResult<(Tensor, usize, Vec<String>)> {
         use tract_onnx::tract_core::ops::math::add;
-        let values = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n)
-                .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
-                .collect()
-        };
         let (sa, sb): ([usize; 4], [usize; 4]) = if axis == 1 {
             ([1, 2, 3, 4], [1, 3, 3, 4])
         } else {
@@ -1606,11 +1580,7 @@ mod tests {
         } else {
             0
         };
-        let ops = model
-            .nodes
-            .iter()
-            .filter(|n| !n.op_is::<tract_onnx::tract_core::ops::source::TypedSource>())
-            .filter(|n| !n.op_is::<tract_onnx::tract_core::ops::konst::Const>())
+        let ops = operations(&model)
             .map(|n| format!("{} {}", n.op().name(), n.inputs.len()))
             .collect();
         let input = |shape: [usize; 4], seed| -> TractResult<TValue> {
@@ -1643,17 +1613,7 @@ mod tests {
                 left.sort();
                 assert_eq!(ops, left, "axis {axis}");
             }
-            assert_eq!(got.shape(), want.shape());
-            let (a, b) = (
-                got.to_plain_array_view::<f32>()?,
-                want.to_plain_array_view::<f32>()?,
-            );
-            for (x, y) in a.iter().zip(b.iter()) {
-                assert!(
-                    (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-                    "axis {axis}: {x} vs {y}"
-                );
-            }
+            assert_close(&got, &want, &format!("axis {axis}"))?;
         }
         Ok(())
     }

@@ -396,24 +396,10 @@ mod avx {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
-            .collect()
-    }
+    use crate::test_support::values;
 
     fn shape(cin: usize, cout: usize, h: usize, w: usize) -> ConvShape {
-        ConvShape {
-            cin,
-            cout,
-            h,
-            w,
-            kh: 1,
-            kw: 1,
-            stride: 1,
-            pad: [0; 4],
-        }
+        ConvShape::pointwise(cin, cout, h, w)
     }
 
     /// The definition, in f64.
