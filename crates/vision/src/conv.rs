@@ -500,24 +500,7 @@ impl DirectConv {
                     }
                 }
             };
-            let total = self.out_h * tiles;
-            match pool {
-                Some(pool) if pool.current_num_threads() > 1 && total > 1 => {
-                    // A few chunks per thread, for balance.
-                    let chunks = (pool.current_num_threads() * 8).min(total);
-                    let per = total.div_ceil(chunks);
-                    pool.install(|| {
-                        rayon::scope(|scope| {
-                            for start in (0..total).step_by(per) {
-                                let items = &items;
-                                let end = (start + per).min(total);
-                                scope.spawn(move |_| items(start..end));
-                            }
-                        })
-                    });
-                }
-                _ => items(0..total),
-            }
+            for_each_range(pool, self.out_h * tiles, 8, items);
             return;
         }
         self.compute_scalar(staged, blocked);
@@ -606,6 +589,31 @@ impl ConvPlan for DirectConv {
         }
         SCRATCH.with(|slot| *slot.borrow_mut() = scratch);
         Ok(())
+    }
+}
+
+/// `f(range)` over consecutive ranges of the items `0..total`: all of them on the
+/// calling thread, or `chunks_per_thread` ranges per thread of `pool` when it has more
+/// than one (a few per thread, for balance).
+fn for_each_range<F>(pool: Option<&rayon::ThreadPool>, total: usize, chunks_per_thread: usize, f: F)
+where
+    F: Fn(std::ops::Range<usize>) + Sync,
+{
+    match pool {
+        Some(pool) if pool.current_num_threads() > 1 && total > 1 => {
+            let chunks = (pool.current_num_threads() * chunks_per_thread).min(total);
+            let per = total.div_ceil(chunks);
+            pool.install(|| {
+                rayon::scope(|scope| {
+                    for start in (0..total).step_by(per) {
+                        let f = &f;
+                        let end = (start + per).min(total);
+                        scope.spawn(move |_| f(start..end));
+                    }
+                })
+            });
+        }
+        _ => f(0..total),
     }
 }
 

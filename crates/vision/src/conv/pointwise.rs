@@ -24,12 +24,14 @@
 //! whose sizes are checked when the plan is built and when it runs; a scalar path
 //! computes the same where AVX2/FMA are missing.
 
-use super::{silu, simd_available, ConvPlan, ConvPlanError, ConvShape, OutPtr, LANES};
+use super::{
+    for_each_range, silu, simd_available, ConvPlan, ConvPlanError, ConvShape, OutPtr, LANES,
+};
 use std::fmt;
 
 /// Output channels per kernel tile.
 const MR: usize = 6;
-/// Pixels per kernel tile (three vectors).
+/// Pixels per kernel tile (two vectors).
 const NR: usize = 2 * LANES;
 
 /// Values a panel holds at most (16 KB: half of L1, beside the weights and output
@@ -255,24 +257,8 @@ impl PointwiseConv {
                 self.tile_scalar(parts, out, t, p0..p0 + n0);
             }
         };
-        let total = blocks * groups;
-        match pool {
-            Some(pool) if threads > 1 && total > 1 => {
-                // A few chunks per thread, for balance; each chunk consecutive blocks.
-                let chunks = (threads * 4).min(total);
-                let per = total.div_ceil(chunks);
-                pool.install(|| {
-                    rayon::scope(|scope| {
-                        for start in (0..total).step_by(per) {
-                            let item = &item;
-                            let end = (start + per).min(total);
-                            scope.spawn(move |_| (start..end).for_each(item));
-                        }
-                    })
-                });
-            }
-            _ => (0..total).for_each(item),
-        }
+        // Consecutive blocks in each of a few ranges per thread.
+        for_each_range(pool, blocks * groups, 4, |range| range.for_each(item));
         Ok(())
     }
 }
@@ -292,7 +278,7 @@ impl ConvPlan for PointwiseConv {
         output: &mut [f32],
         pool: Option<&rayon::ThreadPool>,
     ) -> Result<(), ConvPlanError> {
-        self.check_sizes(input, output)?;
+        // `run_parts` checks the sizes (one part of `cin` planes, the output's).
         self.run_parts(&[input], output, pool)
     }
 }
@@ -398,10 +384,6 @@ mod tests {
     use super::*;
     use crate::test_support::values;
 
-    fn shape(cin: usize, cout: usize, h: usize, w: usize) -> ConvShape {
-        ConvShape::pointwise(cin, cout, h, w)
-    }
-
     /// The definition, in f64.
     fn reference(
         s: ConvShape,
@@ -452,14 +434,14 @@ mod tests {
         for s in [
             // YOLO-like: channel counts of 16..64, planes of 20×20 and 10×10 (not whole
             // 64-pixel blocks: 400 = 6·64 + 16, 100 = 64 + 2·16 + 4).
-            shape(48, 64, 20, 20),
-            shape(64, 32, 10, 10),
+            ConvShape::pointwise(48, 64, 20, 20),
+            ConvShape::pointwise(64, 32, 10, 10),
             // Output channels not a multiple of 4, planes smaller than a vector or a strip.
-            shape(12, 6, 7, 9),
-            shape(3, 5, 1, 1),
-            shape(1, 1, 5, 5),
-            shape(7, 13, 2, 12),
-            shape(256, 8, 3, 8),
+            ConvShape::pointwise(12, 6, 7, 9),
+            ConvShape::pointwise(3, 5, 1, 1),
+            ConvShape::pointwise(1, 1, 5, 5),
+            ConvShape::pointwise(7, 13, 2, 12),
+            ConvShape::pointwise(256, 8, 3, 8),
         ] {
             let hw = s.h * s.w;
             let input = values(s.cin * hw, 1);
@@ -505,7 +487,7 @@ mod tests {
             .num_threads(2)
             .build()
             .expect("pool");
-        let s = shape(12, 10, 5, 7);
+        let s = ConvShape::pointwise(12, 10, 5, 7);
         let hw = 35;
         let input = values(12 * hw, 4);
         let conv = PointwiseConv::new(s, &values(120, 5), &values(10, 6), true).expect("plan");
@@ -531,7 +513,7 @@ mod tests {
 
     #[test]
     fn other_shapes_and_wrong_sizes_are_refused() {
-        let s = shape(4, 2, 3, 3);
+        let s = ConvShape::pointwise(4, 2, 3, 3);
         let (w, b) = (vec![0.5; 8], vec![0.0; 2]);
         assert!(PointwiseConv::new(s, &w, &b, false).is_ok());
         for other in [
