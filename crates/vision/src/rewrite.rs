@@ -26,7 +26,7 @@ use tract_onnx::tract_core::ops::array::TypedConcat;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::cnn::conv::KernelFormat;
-use tract_onnx::tract_core::ops::cnn::{Conv, MaxPool};
+use tract_onnx::tract_core::ops::cnn::{Conv, MaxPool, PoolSpec};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::math::Add;
@@ -158,7 +158,7 @@ pub enum ConvKernel {
 }
 
 impl ConvKernel {
-    /// The plan behind either kind.
+    /// The plan behind any kind.
     pub fn plan(&self) -> &dyn ConvPlan {
         match self {
             ConvKernel::Dense(c) => &**c,
@@ -168,11 +168,12 @@ impl ConvKernel {
     }
 }
 
-/// A convolution run by the project's [`DirectConv`] or [`DepthwiseConv`], with what followed it fused in
-/// (SiLU, order-preserving reshapes such as the removal of the batch axis). The input is
-/// an f32 shape holding the `cin × h × w` values in NCHW order (`[1, cin, h, w]`, or
-/// tract's `CHW` `[cin, h, w]`), the output any shape holding `cout × oh × ow` in that
-/// order.
+/// A convolution run by one of the project's kernels ([`ConvKernel`]), with what
+/// followed it fused in (bias, SiLU, order-preserving reshapes such as the removal of
+/// the batch axis). The input is an f32 shape holding the `cin × h × w` values in NCHW
+/// order (`[1, cin, h, w]`, tract's `CHW` `[cin, h, w]`, or the pixels flattened), or
+/// for a 1x1 convolution several such parts whose channels make the input in order;
+/// the output any shape holding `cout × oh × ow` in that order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OptiConv {
     /// The planned convolution with its packed weights.
@@ -225,14 +226,15 @@ impl EvalOp for OptiConv {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        // Small vectors (inline up to 4 parts): no allocation per run.
         let plains = inputs
             .iter()
             .map(|i| i.try_as_plain_ram())
-            .collect::<TractResult<Vec<_>>>()?;
+            .collect::<TractResult<TVec<_>>>()?;
         let parts = plains
             .iter()
             .map(|p| p.as_slice::<f32>())
-            .collect::<TractResult<Vec<_>>>()?;
+            .collect::<TractResult<TVec<_>>>()?;
         // SAFETY: the plan writes every one of the `cout × oh × ow` values (or returns
         // an error, and the tensor is dropped unread).
         let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
@@ -305,6 +307,49 @@ fn f32_values(t: &Tensor) -> TractResult<Vec<f32>> {
     Ok(t.try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
 }
 
+/// The concrete shape of `outlet` when it is an f32 tensor of one (what every op here
+/// reads and writes).
+fn f32_shape(model: &TypedModel, outlet: OutletId) -> TractResult<Option<TVec<usize>>> {
+    let fact = model.outlet_fact(outlet)?;
+    Ok(match fact.shape.as_concrete() {
+        Some(shape) if fact.datum_type == f32::datum_type() => Some(shape.into()),
+        _ => None,
+    })
+}
+
+/// A 2-D pool spec's padding for an `h × w` input: top, left, bottom, right.
+fn explicit_padding(spec: &PoolSpec, h: usize, w: usize) -> ([usize; 4], (usize, usize)) {
+    let padding = spec.computed_padding(&[h, w]);
+    (
+        [
+            padding[0].pad_before,
+            padding[1].pad_before,
+            padding[0].pad_after,
+            padding[1].pad_after,
+        ],
+        (padding[0].convoluted, padding[1].convoluted),
+    )
+}
+
+/// Wires `op` on `inputs` in place of `replaced` (the output of the last node it takes
+/// over; what only fed it is dropped by the next `compact`).
+fn patch_in(
+    model: &mut TypedModel,
+    name: String,
+    op: impl TypedOp,
+    inputs: &[OutletId],
+    replaced: OutletId,
+) -> TractResult<()> {
+    let mut patch = TypedModelPatch::default();
+    let taps = inputs
+        .iter()
+        .map(|&o| patch.tap_model(model, o))
+        .collect::<TractResult<TVec<_>>>()?;
+    let y = patch.wire_node(name, op, &taps)?[0];
+    patch.shunt_outside(model, replaced, y)?;
+    patch.apply(model)
+}
+
 /// Which of the project's kernels runs a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -347,9 +392,11 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
     if strides[0] != strides[1] || !(1..=2).contains(&strides[0]) {
         return Ok(None);
     }
-    let input = model.outlet_fact(node.inputs[0])?;
     let batch = spec.data_format == DataFormat::NCHW;
-    let Some(input_shape) = input.shape.as_concrete() else {
+    let (Some(input_shape), Some(output_shape)) = (
+        f32_shape(model, node.inputs[0])?,
+        f32_shape(model, OutletId::new(node.id, 0))?,
+    ) else {
         return Ok(None);
     };
     let (cin, h, w) = match *input_shape {
@@ -357,9 +404,6 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
         [cin, h, w] if !batch => (cin, h, w),
         _ => return Ok(None),
     };
-    if input.datum_type != f32::datum_type() {
-        return Ok(None);
-    }
     let (Some(kernel), Some(bias)) = (
         constant_f32(model, node.inputs[1])?,
         constant_f32(model, node.inputs[2])?,
@@ -378,7 +422,7 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
         1 => vec![f32_values(&bias)?[0]; cout],
         _ => return Ok(None),
     };
-    let padding = spec.computed_padding(&[h, w]);
+    let (pad, convoluted) = explicit_padding(spec, h, w);
     let shape = ConvShape {
         cin,
         cout,
@@ -387,22 +431,9 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
         kh,
         kw,
         stride: strides[0],
-        pad: [
-            padding[0].pad_before,
-            padding[1].pad_before,
-            padding[0].pad_after,
-            padding[1].pad_after,
-        ],
+        pad,
     };
-    let (oh, ow) = shape.output();
-    if (oh, ow) != (padding[0].convoluted, padding[1].convoluted) {
-        return Ok(None);
-    }
-    let output = model.outlet_fact(OutletId::new(node.id, 0))?;
-    let Some(output_shape) = output.shape.as_concrete() else {
-        return Ok(None);
-    };
-    if output.datum_type != f32::datum_type() {
+    if shape.output() != convoluted {
         return Ok(None);
     }
     let kind = if depthwise {
@@ -418,7 +449,7 @@ fn found_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Found>
         weights: f32_values(&kernel)?,
         bias: Some(bias),
         input: node.inputs[0],
-        output_shape: output_shape.into(),
+        output_shape,
     }))
 }
 
@@ -447,14 +478,12 @@ fn found_einsum(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Foun
         (None, Some(w)) => (1, 0, w),
         _ => return Ok(None),
     };
-    let x = model.outlet_fact(node.inputs[xi])?;
-    let out = model.outlet_fact(OutletId::new(node.id, 0))?;
-    let (Some(x_shape), Some(out_shape)) = (x.shape.as_concrete(), out.shape.as_concrete()) else {
+    let (Some(x_shape), Some(out_shape)) = (
+        f32_shape(model, node.inputs[xi])?,
+        f32_shape(model, OutletId::new(node.id, 0))?,
+    ) else {
         return Ok(None);
     };
-    if x.datum_type != f32::datum_type() || out.datum_type != f32::datum_type() {
-        return Ok(None);
-    }
     // Each axis of size > 1 by role: `k` (in W and X), `m` (in W and the output), `n`
     // (in X and the output); positions in W, X and the output.
     let (mut k, mut m) = (None, None);
@@ -520,7 +549,7 @@ fn found_einsum(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Foun
         weights: oi,
         bias: None,
         input: node.inputs[xi],
-        output_shape: out_shape.into(),
+        output_shape: out_shape,
     }))
 }
 
@@ -548,7 +577,7 @@ fn concat_parts(
         let Some(concat) = node.op_as::<TypedConcat>() else {
             return Ok(None);
         };
-        let Some(out_shape) = model.outlet_fact(at)?.shape.as_concrete().map(TVec::from) else {
+        let Some(out_shape) = f32_shape(model, at)? else {
             return Ok(None);
         };
         if concat.axis >= out_shape.len()
@@ -558,16 +587,9 @@ fn concat_parts(
             return Ok(None);
         }
         for &part in &node.inputs {
-            let fact = model.outlet_fact(part)?;
-            let Some(len) = fact
-                .shape
-                .as_concrete()
-                .map(|s| s.iter().product::<usize>())
-            else {
-                return Ok(None);
-            };
-            if fact.datum_type != f32::datum_type() || len % pixels != 0 {
-                return Ok(None);
+            match f32_shape(model, part)? {
+                Some(s) if s.iter().product::<usize>() % pixels == 0 => {}
+                _ => return Ok(None),
             }
         }
         return Ok(Some(node.inputs.to_vec()));
@@ -600,11 +622,10 @@ fn fuse_successors(model: &TypedModel, found: &Found, id: usize) -> TractResult<
             break;
         };
         let from = OutletId::new(fused.last, 0);
-        let out = model.outlet_fact(OutletId::new(next.id, 0))?;
-        let Some(shape) = out.shape.as_concrete().map(TVec::from) else {
+        let Some(shape) = f32_shape(model, OutletId::new(next.id, 0))? else {
             break;
         };
-        if out.datum_type != f32::datum_type() || next.outputs.len() != 1 {
+        if next.outputs.len() != 1 {
             break;
         }
         if let Some(op) = next.op_as::<AxisOp>() {
@@ -733,12 +754,8 @@ pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<(usize, usize)
         .unwrap_or_else(|| vec![found.input]);
         let input_shapes = parts
             .iter()
-            .map(|&o| -> TractResult<TVec<usize>> {
-                let fact = model.outlet_fact(o)?;
-                fact.shape
-                    .as_concrete()
-                    .map(TVec::from)
-                    .ok_or_else(|| format_err!("{o:?} has no concrete shape"))
+            .map(|&o| {
+                f32_shape(model, o)?.ok_or_else(|| format_err!("{o:?} is not f32 of a known shape"))
             })
             .collect::<TractResult<_>>()?;
         let op = OptiConv {
@@ -747,14 +764,7 @@ pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<(usize, usize)
             output_shape: fused.output_shape.clone(),
         };
         let name = node.name.clone();
-        let mut patch = TypedModelPatch::default();
-        let inputs = parts
-            .iter()
-            .map(|&o| patch.tap_model(model, o))
-            .collect::<TractResult<TVec<_>>>()?;
-        let y = patch.wire_node(name, op, &inputs)?[0];
-        patch.shunt_outside(model, OutletId::new(fused.last, 0), y)?;
-        patch.apply(model)?;
+        patch_in(model, name, op, &parts, OutletId::new(fused.last, 0))?;
         count += 1;
         pointwise += usize::from(found.kind == Kind::Pointwise);
     }
@@ -855,7 +865,10 @@ impl EvalOp for OptiMaxPool {
         let data = plain.as_slice::<f32>()?;
         let (oh, ow) = self.output_hw();
         ensure!(data.len() == self.planes * self.h * self.w);
-        let mut out = Tensor::zero::<f32>(&self.output_shape)?;
+        // SAFETY: `plane` writes every value of each output plane (the column pass
+        // starts each row with a copy), and the planes cover the output (checked below);
+        // on an error the tensor is dropped unread.
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
         {
             let mut plain_out = out.try_as_plain_ram_mut()?;
             let out_data = plain_out.as_slice_mut::<f32>()?;
@@ -909,28 +922,18 @@ fn found_max_pool(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Op
     {
         return Ok(None);
     }
-    let input = model.outlet_fact(node.inputs[0])?;
-    let output = model.outlet_fact(OutletId::new(node.id, 0))?;
-    let (Some(input_shape), Some(output_shape)) =
-        (input.shape.as_concrete(), output.shape.as_concrete())
-    else {
+    let (Some(input_shape), Some(output_shape)) = (
+        f32_shape(model, node.inputs[0])?,
+        f32_shape(model, OutletId::new(node.id, 0))?,
+    ) else {
         return Ok(None);
     };
-    if input.datum_type != f32::datum_type() || output.datum_type != f32::datum_type() {
-        return Ok(None);
-    }
-    let (planes, h, w) = match (spec.data_format, input_shape) {
+    let (planes, h, w) = match (spec.data_format, &input_shape[..]) {
         (DataFormat::NCHW, &[1, c, h, w]) | (DataFormat::CHW, &[c, h, w]) => (c, h, w),
         _ => return Ok(None),
     };
     let (kh, kw) = (spec.kernel_shape[0], spec.kernel_shape[1]);
-    let padding = spec.computed_padding(&[h, w]);
-    let pad = [
-        padding[0].pad_before,
-        padding[1].pad_before,
-        padding[0].pad_after,
-        padding[1].pad_after,
-    ];
+    let (pad, convoluted) = explicit_padding(spec, h, w);
     if kh == 0 || kw == 0 || pad[0].max(pad[2]) >= kh || pad[1].max(pad[3]) >= kw {
         return Ok(None);
     }
@@ -941,13 +944,11 @@ fn found_max_pool(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Op
         kh,
         kw,
         pad,
-        input_shape: input_shape.into(),
-        output_shape: output_shape.into(),
+        input_shape,
+        output_shape,
     };
     let (oh, ow) = op.output_hw();
-    if (oh, ow) != (padding[0].convoluted, padding[1].convoluted)
-        || output_shape.iter().product::<usize>() != planes * oh * ow
-    {
+    if (oh, ow) != convoluted || op.output_shape.iter().product::<usize>() != planes * oh * ow {
         return Ok(None);
     }
     Ok(Some(op))
@@ -961,11 +962,8 @@ pub fn max_pools(model: &mut TypedModel) -> TractResult<usize> {
         let Some(op) = found_max_pool(model, node)? else {
             continue;
         };
-        let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, node.inputs[0])?;
-        let y = patch.wire_node(node.name.clone(), op, &[x])?[0];
-        patch.shunt_outside(model, OutletId::new(id, 0), y)?;
-        patch.apply(model)?;
+        let (name, input) = (node.name.clone(), node.inputs[0]);
+        patch_in(model, name, op, &[input], OutletId::new(id, 0))?;
         count += 1;
     }
     if count > 0 {
@@ -1161,7 +1159,7 @@ mod tests {
         stride: usize,
         rewrite: bool,
     ) -> TractResult<(Tensor, usize)> {
-        use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+        use tract_onnx::tract_core::ops::cnn::PaddingSpec;
         // "dw" in `then`: a depthwise convolution (one group per channel).
         let depthwise = then.contains("dw");
         let (cin, h, w) = (12usize, 11usize, 14usize);
@@ -1469,7 +1467,7 @@ mod tests {
 
     #[test]
     fn max_pool_op_matches_tract() -> TractResult<()> {
-        use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+        use tract_onnx::tract_core::ops::cnn::PaddingSpec;
         // (batch, planes, h, w, kernel, padding)
         type Case = (bool, usize, usize, usize, [usize; 2], PaddingSpec);
         let cases: &[Case] = &[
