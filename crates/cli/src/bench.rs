@@ -344,7 +344,7 @@ fn throughput(
 ) -> Result<f64> {
     let next = AtomicUsize::new(0);
     let ready = std::sync::Barrier::new(n + 1);
-    let (start, ()) = std::thread::scope(|s| -> Result<(Instant, ())> {
+    let start = std::thread::scope(|s| -> Result<Instant> {
         let handles: Vec<_> = (0..n)
             .map(|_| {
                 let (det, next, ready) = (detector.clone(), &next, &ready);
@@ -370,7 +370,7 @@ fn throughput(
             h.join()
                 .map_err(|_| anyhow::anyhow!("benchmark worker panicked"))??;
         }
-        Ok((start, ()))
+        Ok(start)
     })?;
     Ok(jobs as f64 / start.elapsed().as_secs_f64())
 }

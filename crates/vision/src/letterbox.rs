@@ -101,14 +101,26 @@ pub fn letterbox(src: &RgbImage, dst_width: u32, dst_height: u32) -> (RgbImage, 
     (out, geo)
 }
 
+/// `v / 255.0` in f32 for every byte `v`, computed once at compile time (IEEE division,
+/// the same quotients as at run time).
+const SCALED: [f32; 256] = {
+    let mut table = [0f32; 256];
+    let mut v = 0;
+    while v < 256 {
+        table[v] = v as f32 / 255.0;
+        v += 1;
+    }
+    table
+};
+
 /// Writes a letterboxed RGB8 image as an NCHW float tensor in `[0, 1]` (`out` must hold
 /// `3 × width × height` values): each byte `v` becomes `v / 255.0` in f32, as
-/// Ultralytics' `img / 255` computes it (looked up in a table of the 256 quotients
-/// rather than divided, one value at a time).
+/// Ultralytics' `img / 255` computes it (looked up in [`SCALED`] rather than divided,
+/// one value at a time).
 pub fn to_nchw(image: &RgbImage, out: &mut [f32]) {
     let plane = image.width() as usize * image.height() as usize;
     assert_eq!(out.len(), 3 * plane, "tensor buffer has the wrong size");
-    let scaled: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0);
+    let scaled = &SCALED;
     let (r, rest) = out.split_at_mut(plane);
     let (g, b) = rest.split_at_mut(plane);
     let pixels = image.as_raw().chunks_exact(3);
