@@ -29,6 +29,8 @@
 
 use std::fmt;
 
+use crate::team::TeamRef;
+
 /// f32 lanes per AVX2 vector, and channels per block.
 const LANES: usize = 8;
 /// Output pixels per kernel tile: 6, or 5 where that divides the output width and 6
@@ -157,7 +159,7 @@ pub trait ConvPlan: fmt::Debug + Send + Sync {
         &self,
         input: &[f32],
         output: &mut [f32],
-        pool: Option<&rayon::ThreadPool>,
+        pool: Option<TeamRef<'_>>,
     ) -> Result<(), ConvPlanError>;
 
     /// Output height and width.
@@ -383,7 +385,7 @@ impl DirectConv {
     }
 
     /// Copies the input into the zero-padded, channel-blocked layout.
-    fn stage(&self, input: &[f32], staged: &mut [f32], pool: Option<&rayon::ThreadPool>) {
+    fn stage(&self, input: &[f32], staged: &mut [f32], pool: Option<TeamRef<'_>>) {
         let ConvShape { cin, h, w, pad, .. } = self.shape;
         assert!(input.len() >= cin * h * w && staged.len() >= self.staged_len());
         let (sh, sw) = (self.staged_h, self.staged_w);
@@ -429,7 +431,7 @@ impl DirectConv {
     }
 
     /// Copies the channel-blocked result into NCHW `output`.
-    fn unblock(&self, blocked: &[f32], output: &mut [f32], pool: Option<&rayon::ThreadPool>) {
+    fn unblock(&self, blocked: &[f32], output: &mut [f32], pool: Option<TeamRef<'_>>) {
         let (oh, ow) = (self.out_h, self.out_w);
         let cout = self.shape.cout;
         assert!(output.len() >= cout * oh * ow && blocked.len() >= self.blocked_len());
@@ -471,7 +473,7 @@ impl DirectConv {
     }
 
     /// Fills the channel-blocked output from the staged input.
-    fn compute(&self, staged: &[f32], blocked: &mut [f32], pool: Option<&rayon::ThreadPool>) {
+    fn compute(&self, staged: &[f32], blocked: &mut [f32], pool: Option<TeamRef<'_>>) {
         // The plan's invariants, which the SIMD kernel's reads and writes rely on.
         assert!(staged.len() >= self.staged_len() && blocked.len() >= self.blocked_len());
         assert!(self.staged_w >= (self.out_w_tiles - 1) * self.shape.stride + self.shape.kw);
@@ -563,7 +565,7 @@ impl ConvPlan for DirectConv {
         &self,
         input: &[f32],
         output: &mut [f32],
-        pool: Option<&rayon::ThreadPool>,
+        pool: Option<TeamRef<'_>>,
     ) -> Result<(), ConvPlanError> {
         self.check_sizes(input, output)?;
         // The buffers are taken out of the thread's slot for the run and put back after:
@@ -593,48 +595,41 @@ impl ConvPlan for DirectConv {
 }
 
 /// `f(range)` over consecutive ranges of the items `0..total`: all of them on the
-/// calling thread, or `chunks_per_thread` ranges per thread of `pool` when it has more
+/// calling thread, or `chunks_per_thread` ranges per thread of `team` when it has more
 /// than one (a few per thread, for balance).
-fn for_each_range<F>(pool: Option<&rayon::ThreadPool>, total: usize, chunks_per_thread: usize, f: F)
+fn for_each_range<F>(team: Option<TeamRef<'_>>, total: usize, chunks_per_thread: usize, f: F)
 where
     F: Fn(std::ops::Range<usize>) + Sync,
 {
-    match pool {
-        Some(pool) if pool.current_num_threads() > 1 && total > 1 => {
-            let chunks = (pool.current_num_threads() * chunks_per_thread).min(total);
-            let per = total.div_ceil(chunks);
-            pool.install(|| {
-                rayon::scope(|scope| {
-                    for start in (0..total).step_by(per) {
-                        let f = &f;
-                        let end = (start + per).min(total);
-                        scope.spawn(move |_| f(start..end));
-                    }
-                })
-            });
+    match team {
+        Some(team) if team.threads() > 1 && total > 1 => {
+            team.for_each_range(total, chunks_per_thread, &f)
         }
         _ => f(0..total),
     }
 }
 
-/// `f(index, chunk)` for each `chunk_len` chunk of `data`, spread over `pool` when it
-/// has more than one thread.
-fn for_each_chunk<F>(pool: Option<&rayon::ThreadPool>, data: &mut [f32], chunk_len: usize, f: F)
+/// `f(index, chunk)` for each `chunk_len` chunk of `data` (the last may be shorter),
+/// spread over `team` when it has more than one thread.
+fn for_each_chunk<F>(team: Option<TeamRef<'_>>, data: &mut [f32], chunk_len: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync,
 {
-    use rayon::prelude::*;
-    match pool {
-        Some(pool) if pool.current_num_threads() > 1 => pool.install(|| {
-            data.par_chunks_mut(chunk_len)
-                .enumerate()
-                .for_each(|(i, c)| f(i, c))
-        }),
-        _ => data
-            .chunks_mut(chunk_len)
-            .enumerate()
-            .for_each(|(i, c)| f(i, c)),
-    }
+    let len = data.len();
+    let chunks = len.div_ceil(chunk_len.max(1));
+    let base = OutPtr(data.as_mut_ptr());
+    for_each_range(team, chunks, 4, |range| {
+        for i in range {
+            let start = i * chunk_len;
+            let end = (start + chunk_len).min(len);
+            // SAFETY: `start < end <= len` for `i < chunks`, and the ranges of different
+            // `i` are disjoint, each handed to one call only; `data` is borrowed
+            // mutably for the whole loop.
+            let chunk =
+                unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
+            f(i, chunk);
+        }
+    });
 }
 
 /// A depthwise convolution (one kernel per channel, `cin == cout`, NCHW, batch 1) with
@@ -806,7 +801,7 @@ impl ConvPlan for DepthwiseConv {
         &self,
         input: &[f32],
         output: &mut [f32],
-        pool: Option<&rayon::ThreadPool>,
+        pool: Option<TeamRef<'_>>,
     ) -> Result<(), ConvPlanError> {
         self.check_sizes(input, output)?;
         let ConvShape { h, w, .. } = self.shape;
@@ -1227,6 +1222,7 @@ mod avx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::team::Team;
     use crate::test_support::values;
 
     /// The definition, in f64: out[o][y][x] = bias[o] + Σ w[o][c][ky][kx] · in[c][y·s + ky - pt][x·s + kx - pl].
@@ -1442,10 +1438,7 @@ mod tests {
 
     #[test]
     fn depthwise_matches_the_definition() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .expect("pool");
+        let team = Team::new(2, "test").expect("team");
         for shape in [
             ConvShape {
                 cin: 5,
@@ -1493,12 +1486,14 @@ mod tests {
                     }
                 }
                 let want = reference(shape, &input, &dense, &bias, silu_on);
-                for pool in [None, Some(&pool)] {
+                for on_team in [false, true] {
                     // A plane left over from a larger run, poisoned: every value this run
                     // reads must be written by it.
                     PLANE.with(|p| *p.borrow_mut() = vec![f32::NAN; 1 << 12]);
                     let mut out = vec![f32::NAN; shape.cout * oh * ow];
-                    dw.run_in(&input, &mut out, pool).expect("run");
+                    team.try_run(|t| dw.run_in(&input, &mut out, on_team.then_some(t)))
+                        .expect("team free")
+                        .expect("run");
                     for (a, b) in out.iter().zip(&want) {
                         assert!(
                             (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
@@ -1545,11 +1540,8 @@ mod tests {
     }
 
     #[test]
-    fn rows_split_over_a_pool_give_the_same_output() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .expect("pool");
+    fn rows_split_over_a_team_give_the_same_output() {
+        let team = Team::new(3, "test").expect("team");
         for shape in [
             ConvShape {
                 cin: 16,
@@ -1571,7 +1563,9 @@ mod tests {
             let mut one = vec![f32::NAN; shape.cout * oh * ow];
             let mut many = vec![f32::NAN; shape.cout * oh * ow];
             conv.run(&input, &mut one).expect("run");
-            conv.run_in(&input, &mut many, Some(&pool)).expect("run");
+            team.try_run(|t| conv.run_in(&input, &mut many, Some(t)))
+                .expect("team free")
+                .expect("run");
             assert_eq!(one, many, "{shape:?}");
         }
     }
@@ -1622,16 +1616,14 @@ mod tests {
 #[cfg(test)]
 mod phase_times {
     use super::*;
+    use crate::team::Team;
 
     /// Where a [`DirectConv`] run's time goes: staging, the kernel, unblocking
     /// (`cargo test -p opti-vision --lib phase_times -- --ignored --nocapture`).
     #[test]
     #[ignore = "measuring tool"]
     fn stage_compute_unblock() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .expect("pool");
+        let team = Team::new(2, "test").expect("team");
         let s3 = |cin, cout, size, stride| ConvShape::square(cin, cout, size, 3, stride);
         let s1 = |cin, cout, size| ConvShape::square(cin, cout, size, 1, 1);
         for shape in [
@@ -1670,12 +1662,17 @@ mod phase_times {
             let st = time(&mut || conv.stage(&input, &mut staged, None));
             let co = time(&mut || conv.compute(&staged, &mut blocked, None));
             let un = time(&mut || conv.unblock(&blocked, &mut out, None));
-            // On a pool of two (called from outside it, as in a test: its threads may
-            // sleep between calls, which the model's back-to-back ops do not see).
-            let p = Some(&pool);
-            let st2 = time(&mut || conv.stage(&input, &mut staged, p));
-            let co2 = time(&mut || conv.compute(&staged, &mut blocked, p));
-            let un2 = time(&mut || conv.unblock(&blocked, &mut out, p));
+            // On a team of two.
+            let (st2, co2, un2) = team
+                .try_run(|t| {
+                    let p = Some(t);
+                    (
+                        time(&mut || conv.stage(&input, &mut staged, p)),
+                        time(&mut || conv.compute(&staged, &mut blocked, p)),
+                        time(&mut || conv.unblock(&blocked, &mut out, p)),
+                    )
+                })
+                .expect("team free");
             println!(
                 "{shape:?}: stage {st:.4} compute {co:.4} unblock {un:.4} ms; 2 threads: \
                  {st2:.4} {co2:.4} {un2:.4}"

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use opti_core::{ClassNames, Detection, ImageStats, ModelOutput};
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
+
+use crate::team::Team;
 use tract_onnx::prelude::*;
 
 use crate::cache::{self, cache_path_for, LoadedFrom, ModelCache};
@@ -87,9 +89,10 @@ pub struct DetectorOptions {
     pub plain_tract: bool,
     /// Whether [`Detector::load`] keeps a load-optimised copy of the model next to it.
     pub cache: ModelCache,
-    /// Threads one inference may use (tract's multithreaded executor: matrix products,
-    /// depthwise convolutions and pooling split over a pool of this many threads, shared
-    /// by every call and clone of the detector). 0 or 1: the calling thread only.
+    /// Threads one inference may use: the calling thread and `threads - 1` helpers that
+    /// the project's convolutions split over ([`crate::team::Team`]; with `plain_tract`,
+    /// tract's multithreaded executor), shared by every call and clone of the detector.
+    /// 0 or 1: the calling thread only.
     pub threads: usize,
 }
 
@@ -169,22 +172,46 @@ pub struct Detector {
     pool: Option<Arc<InferencePool>>,
 }
 
-/// A thread pool that one inference at a time runs in (see [`Detector::infer`]).
+/// The threads one inference at a time runs on (see [`Detector::infer`]).
 #[derive(Debug)]
-struct InferencePool {
-    executor: Executor,
-    /// Held by the inference running in the pool.
-    busy: std::sync::Mutex<()>,
+enum InferencePool {
+    /// The project's kernels (every convolution) split over a [`Team`]; tract's few
+    /// remaining operators run on the calling thread, the team's leader.
+    Team(Team),
+    /// Plain tract ([`DetectorOptions::plain_tract`]): tract's multithreaded executor.
+    Tract {
+        executor: Executor,
+        /// Held by the inference running in the pool.
+        busy: std::sync::Mutex<()>,
+    },
 }
 
-/// The pool for `threads` (none for one thread).
-fn pool_for(threads: usize) -> Option<Arc<InferencePool>> {
-    (threads > 1).then(|| {
-        Arc::new(InferencePool {
+/// The pool for `threads` (none for one thread, or if no thread could be started: the
+/// calling thread then runs every inference, as with one thread).
+fn pool_for(threads: usize, plain_tract: bool) -> Option<Arc<InferencePool>> {
+    if threads < 2 {
+        return None;
+    }
+    let pool = if plain_tract {
+        InferencePool::Tract {
             executor: Executor::multithread_with_name(threads, "opti-infer"),
             busy: std::sync::Mutex::new(()),
-        })
-    })
+        }
+    } else {
+        InferencePool::Team(Team::new(threads, "opti-infer").ok()?)
+    };
+    Some(Arc::new(pool))
+}
+
+/// `run` inside tract's multithreaded `executor` (plain tract), so that tract's matrix
+/// products split over its pool.
+fn tract_pool_run<R: Send>(executor: &Executor, run: impl FnOnce() -> R + Send) -> R {
+    match executor {
+        Executor::MultiThread(rayon) => {
+            rayon.install(|| multithread_tract_scope(executor.clone(), run))
+        }
+        other => multithread_tract_scope(other.clone(), run),
+    }
 }
 
 impl Detector {
@@ -385,7 +412,7 @@ impl Detector {
                 load_phases: phases,
             }),
             options,
-            pool: pool_for(options.threads),
+            pool: pool_for(options.threads, options.plain_tract),
         })
     }
 
@@ -399,7 +426,7 @@ impl Detector {
                 threads,
                 ..self.options
             },
-            pool: pool_for(threads),
+            pool: pool_for(threads, self.options.plain_tract),
         }
     }
 
@@ -434,37 +461,40 @@ impl Detector {
 
     /// Runs the model on an input tensor.
     ///
-    /// With `threads > 1` an inference that finds the pool free runs inside it (its matrix
-    /// products split over the pool's threads; the calling thread only waits, so no third
-    /// thread competes for the cores while the pool spins between products). One that
-    /// finds it taken by another inference runs on the calling thread: a lone image gets
-    /// every core, a busy line one image per core. (Two inferences in one pool would also
-    /// meet inside tract: a thread waiting in one's matrix product may be handed the
-    /// other's, and tract's per-thread scratch space is not re-entrant.)
+    /// With `threads > 1` an inference that finds the team free leads it: the calling
+    /// thread runs the graph, and each convolution is split between it and the team's
+    /// helpers, which spin for work while the inference lasts and sleep otherwise. One
+    /// that finds the team taken by another inference runs on the calling thread alone:
+    /// a lone image gets every core, a busy line one image per core. (With
+    /// `plain_tract` the same holds for tract's pool, entered by the inference; two
+    /// inferences in one tract pool would meet inside tract, whose per-thread scratch
+    /// space is not re-entrant.)
     pub fn infer(&self, input: Tensor) -> Result<RawOutput, InferenceError> {
         // A panic inside tract (a bug, not bad input: the input shape is fixed) becomes
         // this call's error; unwinding also never crosses tract's executor scope, which
         // would leave a pool thread pointing at its own pool.
-        let run = || {
+        let mut input = Some(input);
+        let mut run = || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let input = input
+                    .take()
+                    .ok_or_else(|| TractError::msg("input used twice"))?;
                 self.plan.run(tvec!(input.into_tvalue()))
             }))
             .unwrap_or_else(|_| Err(TractError::msg("tract panicked during inference")))
         };
-        let pooled = self.pool.as_ref().and_then(|p| {
-            let guard = match p.busy.try_lock() {
-                Ok(g) => g,
-                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return None,
-            };
-            Some((p, guard))
-        });
-        let outputs = match pooled {
-            Some((p, _guard)) => match &p.executor {
-                Executor::MultiThread(rayon) => {
-                    rayon.install(|| multithread_tract_scope(p.executor.clone(), run))
+        let outputs = match self.pool.as_deref() {
+            Some(InferencePool::Team(team)) => match team.try_run(|_| run()) {
+                Some(outputs) => outputs,
+                None => run(),
+            },
+            Some(InferencePool::Tract { executor, busy }) => match busy.try_lock() {
+                Ok(_guard) => tract_pool_run(executor, run),
+                Err(std::sync::TryLockError::Poisoned(e)) => {
+                    let _guard = e.into_inner();
+                    tract_pool_run(executor, run)
                 }
-                other => multithread_tract_scope(other.clone(), run),
+                Err(std::sync::TryLockError::WouldBlock) => run(),
             },
             None => run(),
         }

@@ -16,6 +16,7 @@ mod nnef_read;
 pub mod postprocess;
 pub mod rewrite;
 pub mod stats;
+pub mod team;
 #[cfg(test)]
 mod test_support;
 

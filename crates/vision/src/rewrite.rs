@@ -241,13 +241,9 @@ impl EvalOp for OptiConv {
         {
             let mut plain_out = out.try_as_plain_ram_mut()?;
             let output = plain_out.as_slice_mut::<f32>()?;
-            // The executor the detector runs this inference under (its own pool with
-            // `DetectorOptions::threads > 1`).
-            let executor = tract_linalg::multithread::current_tract_executor();
-            let pool = match &executor {
-                tract_linalg::multithread::Executor::MultiThread(pool) => Some(&**pool),
-                _ => None,
-            };
+            // The team the detector runs this inference on (`DetectorOptions::threads >
+            // 1`), if any.
+            let pool = crate::team::current();
             match (&self.conv, &parts[..]) {
                 (ConvKernel::Pointwise(conv), parts) => conv.run_parts(parts, output, pool),
                 (conv, [input]) => conv.plan().run_in(input, output, pool),

@@ -138,13 +138,11 @@ fn per_node_time_of_the_shipped_model() -> TractResult<()> {
         |node| format!("{} {}", node.name, node.op().name())
     };
     let by_node = if threads > 1 {
-        let pool = tract_linalg::multithread::Executor::multithread(threads);
-        let tract_linalg::multithread::Executor::MultiThread(rayon) = pool.clone() else {
-            unreachable!("a multithread executor")
-        };
-        rayon.install(|| {
-            tract_linalg::multithread::multithread_tract_scope(pool, || profile_by(&p, runs, key))
-        })?
+        // As the detector runs it: the project's kernels on a team, tract's operators on
+        // the calling thread.
+        let team = opti_vision::team::Team::new(threads, "profile")?;
+        team.try_run(|_| profile_by(&p, runs, key))
+            .ok_or_else(|| TractError::msg("team busy"))??
     } else {
         profile_by(&p, runs, key)?
     };
@@ -479,8 +477,8 @@ fn process_cpu_ms() -> f64 {
     (ticks(11) + ticks(12)) * 10.0
 }
 
-/// One image at a time on 1 and 2 threads (tract's multithreaded executor): wall time
-/// and process CPU time per inference. CPU above wall means the pool shares the work.
+/// One image at a time on 1 and 2 threads (the detector's team of threads): wall time
+/// and process CPU time per inference. CPU above wall means the team shares the work.
 #[test]
 #[ignore = "measuring tool"]
 fn executor_threads() {
@@ -613,10 +611,7 @@ fn direct_conv_at_conv_shapes() {
     let s1 = |cin, cout, size| ConvShape::square(cin, cout, size, 1, 1);
     let silu: bool = std::env::var("SILU").is_ok();
     let threads = env_count("THREADS", 1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("pool");
+    let team = opti_vision::team::Team::new(threads, "profile").expect("team");
     for (label, shape) in [
         ("model.0 3->16 s2 @320", s3(3, 16, 320, 2)),
         ("model.1 16->32 s2 @160", s3(16, 32, 160, 2)),
@@ -638,9 +633,9 @@ fn direct_conv_at_conv_shapes() {
         let (oh, ow) = conv.output_hw();
         let input = vec![0.5f32; shape.cin * shape.h * shape.w];
         let mut out = vec![0f32; shape.cout * oh * ow];
-        let ms = ms_per_run(50, || {
-            pool.install(|| conv.run_in(&input, &mut out, Some(&pool)).expect("run"))
-        });
+        let ms = team
+            .try_run(|t| ms_per_run(50, || conv.run_in(&input, &mut out, Some(t)).expect("run")))
+            .expect("team free");
         println!(
             "{label:<26} {ms:.3} ms, {:.0} GMAC/s",
             conv.macs() as f64 / ms / 1e6

@@ -29,6 +29,8 @@ use super::{
 };
 use std::fmt;
 
+use crate::team::TeamRef;
+
 /// Output channels per kernel tile.
 const MR: usize = 6;
 /// Pixels per kernel tile (two vectors).
@@ -180,7 +182,7 @@ impl PointwiseConv {
         &self,
         parts: &[&[f32]],
         output: &mut [f32],
-        pool: Option<&rayon::ThreadPool>,
+        pool: Option<TeamRef<'_>>,
     ) -> Result<(), ConvPlanError> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if parts.iter().any(|p| p.len() % self.pixels != 0) || total != self.shape.cin * self.pixels
@@ -206,7 +208,7 @@ impl PointwiseConv {
         // Work items: (group of output-channel tiles, block). One group unless there
         // are too few blocks to share between the threads (the small planes deep in
         // the network), then the tiles are split too.
-        let threads = pool.map_or(1, |p| p.current_num_threads());
+        let threads = pool.map_or(1, |p| p.threads());
         let groups = if threads > 1 {
             (threads * 4).div_ceil(blocks).clamp(1, self.tiles)
         } else {
@@ -276,7 +278,7 @@ impl ConvPlan for PointwiseConv {
         &self,
         input: &[f32],
         output: &mut [f32],
-        pool: Option<&rayon::ThreadPool>,
+        pool: Option<TeamRef<'_>>,
     ) -> Result<(), ConvPlanError> {
         // `run_parts` checks the sizes (one part of `cin` planes, the output's).
         self.run_parts(&[input], output, pool)
@@ -382,6 +384,7 @@ mod avx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::team::Team;
     use crate::test_support::values;
 
     /// The definition, in f64.
@@ -422,14 +425,9 @@ mod tests {
 
     #[test]
     fn matches_the_definition_single_and_multi_threaded() {
-        let pools: Vec<rayon::ThreadPool> = [2, 3]
+        let teams: Vec<Team> = [2, 3]
             .iter()
-            .map(|&n| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build()
-                    .expect("pool")
-            })
+            .map(|&n| Team::new(n, "test").expect("team"))
             .collect();
         for s in [
             // YOLO-like: channel counts of 16..64, planes of 20×20 and 10×10 (not whole
@@ -460,15 +458,12 @@ mod tests {
                 let mut one = vec![f32::NAN; s.cout * hw];
                 conv.run(&input, &mut one).expect("run");
                 close(&one, &want, tolerance, &what);
-                for pool in &pools {
+                for team in &teams {
                     let mut many = vec![f32::NAN; s.cout * hw];
-                    conv.run_in(&input, &mut many, Some(pool)).expect("run");
-                    assert_eq!(
-                        one,
-                        many,
-                        "{what} on {} threads",
-                        pool.current_num_threads()
-                    );
+                    team.try_run(|t| conv.run_in(&input, &mut many, Some(t)))
+                        .expect("team free")
+                        .expect("run");
+                    assert_eq!(one, many, "{what} on {} threads", team.threads());
                 }
                 // The scalar path over every tile computes the same.
                 let mut scalar = vec![f32::NAN; s.cout * hw];
@@ -483,10 +478,7 @@ mod tests {
 
     #[test]
     fn an_input_in_parts_gives_what_the_whole_input_gives() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .expect("pool");
+        let team = Team::new(2, "test").expect("team");
         let s = ConvShape::pointwise(12, 10, 5, 7);
         let hw = 35;
         let input = values(12 * hw, 4);
@@ -496,9 +488,10 @@ mod tests {
         // Parts of 2, 3 and 7 channels (a concatenation of three inputs), and an empty one.
         let (a, rest) = input.split_at(2 * hw);
         let (b, c) = rest.split_at(3 * hw);
-        for p in [None, Some(&pool)] {
+        for on_team in [false, true] {
             let mut parted = vec![f32::NAN; 10 * hw];
-            conv.run_parts(&[a, &[], b, c], &mut parted, p)
+            team.try_run(|t| conv.run_parts(&[a, &[], b, c], &mut parted, on_team.then_some(t)))
+                .expect("team free")
                 .expect("run");
             assert_eq!(parted, whole);
         }
@@ -544,10 +537,7 @@ mod tests {
     #[ignore = "measuring tool"]
     fn pointwise_vs_direct() {
         use super::super::DirectConv;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .expect("pool");
+        let team = Team::new(2, "test").expect("team");
         let time = |f: &mut dyn FnMut()| {
             for _ in 0..20 {
                 f();
@@ -577,8 +567,14 @@ mod tests {
                 let dc = DirectConv::new(s, &weights, &bias, silu_on).expect("plan");
                 let a = time(&mut || pw.run(&input, &mut out).expect("run"));
                 let b = time(&mut || dc.run(&input, &mut out).expect("run"));
-                let a2 = time(&mut || pw.run_in(&input, &mut out, Some(&pool)).expect("run"));
-                let b2 = time(&mut || dc.run_in(&input, &mut out, Some(&pool)).expect("run"));
+                let (a2, b2) = team
+                    .try_run(|t| {
+                        (
+                            time(&mut || pw.run_in(&input, &mut out, Some(t)).expect("run")),
+                            time(&mut || dc.run_in(&input, &mut out, Some(t)).expect("run")),
+                        )
+                    })
+                    .expect("team free");
                 let gmacs = |ms: f64| pw.macs() as f64 / ms / 1e6;
                 println!(
                     "{cin}->{cout} @ {size} silu {silu_on}: pointwise {a:.4} ms ({:.1} GMAC/s), \
