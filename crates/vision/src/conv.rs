@@ -611,7 +611,7 @@ where
 
 /// `f(index, chunk)` for each `chunk_len` chunk of `data` (the last may be shorter),
 /// spread over `team` when it has more than one thread.
-fn for_each_chunk<F>(team: Option<TeamRef<'_>>, data: &mut [f32], chunk_len: usize, f: F)
+pub(crate) fn for_each_chunk<F>(team: Option<TeamRef<'_>>, data: &mut [f32], chunk_len: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync,
 {

@@ -74,7 +74,11 @@ impl EvalOp for AxisSoftmax {
         {
             let mut plain = tensor.try_as_plain_ram_mut()?;
             let data = plain.as_slice_mut::<f32>()?;
-            softmax_blocks(data, n, inner);
+            // Blocks (DFL: one per box side) or rows (attention) over the inference's
+            // team, if any.
+            crate::conv::for_each_chunk(crate::team::current(), data, n * inner, |_, block| {
+                softmax_blocks(block, n, inner)
+            });
         }
         Ok(tvec!(tensor.into_tvalue()))
     }
@@ -869,13 +873,12 @@ impl EvalOp for OptiMaxPool {
             let mut plain_out = out.try_as_plain_ram_mut()?;
             let out_data = plain_out.as_slice_mut::<f32>()?;
             ensure!(out_data.len() == self.planes * oh * ow);
-            let mut rows = vec![0f32; self.h * ow];
-            for (src, dst) in data
-                .chunks_exact(self.h * self.w)
-                .zip(out_data.chunks_exact_mut(oh * ow))
-            {
-                self.plane(src, &mut rows, dst);
-            }
+            let plane = self.h * self.w;
+            // Planes over the inference's team, if any.
+            crate::conv::for_each_chunk(crate::team::current(), out_data, oh * ow, |i, dst| {
+                let mut rows = vec![0f32; self.h * ow];
+                self.plane(&data[i * plane..(i + 1) * plane], &mut rows, dst);
+            });
         }
         Ok(tvec!(out.into_tvalue()))
     }
