@@ -350,10 +350,10 @@ fn letterbox_matches_ultralytics_pixel_for_pixel() {
     }
 }
 
-/// Splitting one inference over a thread pool changes which thread computes a tile, not
-/// the answer: the 2-thread plan gives the single-thread plan's raw output. Two calls at
-/// once on the same detector (as `opti serve`'s slots make them) both answer right —
-/// whichever finds the pool taken runs on its own thread.
+/// Splitting one inference over a team of threads changes which thread computes a tile,
+/// not the answer: the 2-thread plan gives the single-thread plan's raw output, alone (on
+/// the team) and as two calls at once on the same detector (as `opti serve`'s slots make
+/// them) — whichever finds the team taken runs on its own thread.
 #[test]
 fn multithreaded_inference_gives_the_single_threaded_output() {
     for f in fixtures() {
@@ -362,12 +362,13 @@ fn multithreaded_inference_gives_the_single_threaded_output() {
         for img in images(f).iter().take(4) {
             let name = img["image"].as_str().expect("image");
             let want = reference_tensor(f, single, img);
+            let alone = reference_tensor(f, threaded, img);
             let (a, b) = std::thread::scope(|s| {
                 let a = s.spawn(|| reference_tensor(f, threaded, img));
                 let b = s.spawn(|| reference_tensor(f, threaded, img));
                 (a.join().expect("worker"), b.join().expect("worker"))
             });
-            for got in [a, b] {
+            for got in [alone, a, b] {
                 assert_eq!(got.shape, want.shape, "{name}");
                 let worst = got
                     .data
