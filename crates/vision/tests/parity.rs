@@ -248,9 +248,10 @@ fn the_shipped_model_has_a_current_parity_fixture() {
         Some(sha256_file(&shipped).as_str())
     );
     assert!(images(fixture).len() >= 20, "the fixture holds ~20 images");
-    // The speed rewrites (the DFL and attention softmaxes; on x86-64 with AVX2/FMA the project's
-    // convolutions, 1x1 ones included) are applied to the shipped model, so the parity
-    // tests below check them, on both load paths: the ONNX and the cache.
+    // The speed rewrites (the DFL and attention softmaxes, the SPPF max pools, the DFL's
+    // two expectation products; on x86-64 with AVX2/FMA the project's convolutions, 1x1
+    // ones included) are applied to the shipped model, so the parity tests below check
+    // them, on both load paths: the ONNX and the cache.
     assert_eq!(fixture.detector.info().rewrites.softmaxes, 2);
     let simd = usize::from(opti_vision::conv::simd_available());
     let convolutions = opti_vision::RewriteReport {
@@ -258,6 +259,7 @@ fn the_shipped_model_has_a_current_parity_fixture() {
         convolutions: 96 * simd,
         pointwise: 54 * simd,
         max_pools: 3,
+        contractions: 2,
     };
     assert_eq!(fixture.detector.info().rewrites, convolutions);
     assert_eq!(fixture.cached.info().rewrites, convolutions);
