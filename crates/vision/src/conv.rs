@@ -431,10 +431,18 @@ impl DirectConv {
     }
 
     /// Copies the channel-blocked result into NCHW `output`.
-    fn unblock(&self, blocked: &[f32], output: &mut [f32], pool: Option<TeamRef<'_>>) {
+    /// `residual`, when given, is added to the result (same layout as `output`).
+    fn unblock(
+        &self,
+        blocked: &[f32],
+        residual: Option<&[f32]>,
+        output: &mut [f32],
+        pool: Option<TeamRef<'_>>,
+    ) {
         let (oh, ow) = (self.out_h, self.out_w);
         let cout = self.shape.cout;
         assert!(output.len() >= cout * oh * ow && blocked.len() >= self.blocked_len());
+        assert!(residual.is_none_or(|r| r.len() == output.len()));
         let whole = simd_prefix(ow);
         // One block of 8 output channels (8 planes) per job.
         let block_job = |b: usize, planes: &mut [f32]| {
@@ -460,6 +468,19 @@ impl DirectConv {
                 for x in whole..ow {
                     for c in 0..channels {
                         planes[(c * oh + y) * ow + x] = blocked[src + x * LANES + c];
+                    }
+                }
+                // The row just written is in L1: adding the residual there saves a pass
+                // over the whole output.
+                if let Some(residual) = residual {
+                    let first = b * LANES * oh * ow;
+                    for c in 0..channels {
+                        let at = (c * oh + y) * ow;
+                        let res = &residual[first + at..first + at + ow];
+                        planes[at..at + ow]
+                            .iter_mut()
+                            .zip(res)
+                            .for_each(|(v, r)| *v += r);
                     }
                 }
             }
@@ -552,22 +573,25 @@ impl DirectConv {
     }
 }
 
-impl ConvPlan for DirectConv {
-    fn shape(&self) -> ConvShape {
-        self.shape
-    }
-
-    fn silu(&self) -> bool {
-        self.silu
-    }
-
-    fn run_in(
+impl DirectConv {
+    /// [`ConvPlan::run_in`], then `residual` (the output's size) added to the result, in
+    /// the same pass (a bottleneck's shortcut).
+    pub fn run_with_residual(
         &self,
         input: &[f32],
+        residual: Option<&[f32]>,
         output: &mut [f32],
         pool: Option<TeamRef<'_>>,
     ) -> Result<(), ConvPlanError> {
         self.check_sizes(input, output)?;
+        if residual.is_some_and(|r| r.len() != output.len()) {
+            return Err(ConvPlanError(format!(
+                "{:?}: a residual of {} values for an output of {}",
+                self.shape,
+                residual.map_or(0, <[f32]>::len),
+                output.len()
+            )));
+        }
         // The buffers are taken out of the thread's slot for the run and put back after:
         // a pool thread that waits inside this run may be handed another job that runs
         // a convolution too, and must not find the slot borrowed.
@@ -587,10 +611,29 @@ impl ConvPlan for DirectConv {
             let (staged, blocked) = (&mut staged[..staged_len], &mut blocked[..blocked_len]);
             self.stage(input, staged, pool);
             self.compute(staged, blocked, pool);
-            self.unblock(blocked, output, pool);
+            self.unblock(blocked, residual, output, pool);
         }
         SCRATCH.with(|slot| *slot.borrow_mut() = scratch);
         Ok(())
+    }
+}
+
+impl ConvPlan for DirectConv {
+    fn shape(&self) -> ConvShape {
+        self.shape
+    }
+
+    fn silu(&self) -> bool {
+        self.silu
+    }
+
+    fn run_in(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        pool: Option<TeamRef<'_>>,
+    ) -> Result<(), ConvPlanError> {
+        self.run_with_residual(input, None, output, pool)
     }
 }
 
@@ -1312,7 +1355,7 @@ mod tests {
         let mut blocked = vec![f32::NAN; conv.blocked_len()];
         conv.compute_scalar(&staged, &mut blocked);
         let mut scalar = vec![f32::NAN; shape.cout * oh * ow];
-        conv.unblock(&blocked, &mut scalar, None);
+        conv.unblock(&blocked, None, &mut scalar, None);
         for (i, (a, b)) in out.iter().zip(&scalar).enumerate() {
             assert!(
                 (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
@@ -1527,7 +1570,7 @@ mod tests {
         let mut blocked = vec![f32::NAN; conv.blocked_len()];
         conv.compute_scalar(&staged, &mut blocked);
         let mut scalar = vec![f32::NAN; shape.cout * oh * ow];
-        conv.unblock(&blocked, &mut scalar, None);
+        conv.unblock(&blocked, None, &mut scalar, None);
         let want = reference(shape, &input, &weights, &bias, true);
         for (a, b) in scalar.iter().zip(&want) {
             assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
@@ -1661,7 +1704,7 @@ mod phase_times {
             };
             let st = time(&mut || conv.stage(&input, &mut staged, None));
             let co = time(&mut || conv.compute(&staged, &mut blocked, None));
-            let un = time(&mut || conv.unblock(&blocked, &mut out, None));
+            let un = time(&mut || conv.unblock(&blocked, None, &mut out, None));
             // On a team of two.
             let (st2, co2, un2) = team
                 .try_run(|t| {
@@ -1669,7 +1712,7 @@ mod phase_times {
                     (
                         time(&mut || conv.stage(&input, &mut staged, p)),
                         time(&mut || conv.compute(&staged, &mut blocked, p)),
-                        time(&mut || conv.unblock(&blocked, &mut out, p)),
+                        time(&mut || conv.unblock(&blocked, None, &mut out, p)),
                     )
                 })
                 .expect("team free");

@@ -188,6 +188,9 @@ pub struct OptiConv {
     pub input_shapes: TVec<TVec<usize>>,
     /// The output's shape.
     pub output_shape: TVec<usize>,
+    /// Whether a last input, of the output's shape, is added to the result (a
+    /// bottleneck's shortcut `x + conv(…)`, fused from the `Add` after it).
+    pub residual: bool,
 }
 
 impl Op for OptiConv {
@@ -217,9 +220,10 @@ impl Op for OptiConv {
         )]
         .into_iter()
         .chain(
-            (self.input_shapes.len() > 1)
+            (self.input_shapes.len() > 1 + usize::from(self.residual))
                 .then(|| format!("input concatenated from {:?}", self.input_shapes)),
         )
+        .chain(self.residual.then(|| "plus a residual".to_string()))
         .collect())
     }
 
@@ -248,12 +252,32 @@ impl EvalOp for OptiConv {
             // The team the detector runs this inference on (`DetectorOptions::threads >
             // 1`), if any.
             let pool = crate::team::current();
-            match (&self.conv, &parts[..]) {
+            let (parts, residual) = match (self.residual, &parts[..]) {
+                (true, [parts @ .., residual]) => (parts, Some(*residual)),
+                (_, parts) => (parts, None),
+            };
+            ensure!(
+                residual.is_none_or(|r| r.len() == output.len()),
+                "OptiConv: a residual of {:?} values for an output of {}",
+                residual.map(<[f32]>::len),
+                output.len()
+            );
+            match (&self.conv, parts) {
+                (ConvKernel::Dense(conv), [input]) => {
+                    conv.run_with_residual(input, residual, output, pool)
+                }
                 (ConvKernel::Pointwise(conv), parts) => conv.run_parts(parts, output, pool),
                 (conv, [input]) => conv.plan().run_in(input, output, pool),
                 _ => bail!("OptiConv: {} inputs for a single-input plan", parts.len()),
             }
             .map_err(|e| format_err!("{e}"))?;
+            // The other kernels: one more pass, over the team.
+            if let (Some(residual), false) = (residual, matches!(self.conv, ConvKernel::Dense(_))) {
+                crate::conv::for_each_chunk(pool, output, 4096, |i, chunk| {
+                    let res = &residual[i * 4096..i * 4096 + chunk.len()];
+                    chunk.iter_mut().zip(res).for_each(|(v, r)| *v += r);
+                });
+            }
         }
         Ok(tvec!(out.into_tvalue()))
     }
@@ -652,6 +676,8 @@ struct Fused {
     output_shape: TVec<usize>,
     bias: Option<Vec<f32>>,
     silu: bool,
+    /// The other input of a last `Add` of a tensor of the output's shape.
+    residual: Option<OutletId>,
 }
 
 fn fuse_successors(model: &TypedModel, found: &Found, id: usize) -> TractResult<Fused> {
@@ -661,6 +687,7 @@ fn fuse_successors(model: &TypedModel, found: &Found, id: usize) -> TractResult<
         output_shape: found.output_shape.clone(),
         bias: found.bias.clone(),
         silu: false,
+        residual: None,
     };
     let is_output = |n: usize| model.outputs.iter().any(|o| o.node == n);
     while !is_output(fused.last) {
@@ -684,7 +711,7 @@ fn fuse_successors(model: &TypedModel, found: &Found, id: usize) -> TractResult<
                 break;
             }
         } else if let Some(op) = next.op_as::<TypedBinOp>() {
-            if !op.0.is::<Add>() || fused.bias.is_some() || fused.silu || next.inputs.len() != 2 {
+            if !op.0.is::<Add>() || next.inputs.len() != 2 {
                 break;
             }
             let other = if next.inputs[0] == from {
@@ -696,8 +723,20 @@ fn fuse_successors(model: &TypedModel, found: &Found, id: usize) -> TractResult<
                 break;
             }
             let Some(bias) = constant_f32(model, other)? else {
+                // A tensor of the output's own shape, not a constant: a shortcut, added
+                // last (nothing after it is fused).
+                if f32_shape(model, other)?.as_ref() == Some(&shape) {
+                    fused.residual = Some(other);
+                    fused.last = next.id;
+                    fused.output_shape = shape;
+                    break;
+                }
                 break;
             };
+            // A bias only right after the product (before any SiLU), and only one.
+            if fused.bias.is_some() || fused.silu {
+                break;
+            }
             let Some(values) = per_channel(&bias, &shape, cout)? else {
                 break;
             };
@@ -751,14 +790,14 @@ fn per_channel(bias: &Tensor, shape: &[usize], cout: usize) -> TractResult<Optio
 /// 3x3 and depthwise one) and the 1x1 convolutions that declutter turned into matrix
 /// products ([`found_einsum`]), run by [`PointwiseConv`] on the NCHW layout (through
 /// [`DirectConv`]'s channel-blocked staging they had measured no faster than tract's
-/// products: 9.25 vs 9.06 ms). Returns how many were replaced, and how many of those
-/// are 1x1. Only where the SIMD kernels run (x86-64 with AVX2 and FMA): elsewhere
+/// products: 9.25 vs 9.06 ms). Returns how many were replaced, how many of those are
+/// 1x1 and how many took a shortcut's `Add`. Only where the SIMD kernels run (x86-64 with AVX2 and FMA): elsewhere
 /// tract's own kernels are faster than the portable path.
-pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<(usize, usize)> {
+pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<(usize, usize, usize)> {
     if !crate::conv::simd_available() {
-        return Ok((0, 0));
+        return Ok((0, 0, 0));
     }
-    let (mut count, mut pointwise) = (0, 0);
+    let (mut count, mut pointwise, mut residuals) = (0, 0, 0);
     let candidates: Vec<usize> = model
         .nodes
         .iter()
@@ -798,6 +837,8 @@ pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<(usize, usize)
             _ => None,
         }
         .unwrap_or_else(|| vec![found.input]);
+        let mut parts = parts;
+        parts.extend(fused.residual);
         let input_shapes = parts
             .iter()
             .map(|&o| {
@@ -808,16 +849,18 @@ pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<(usize, usize)
             conv,
             input_shapes,
             output_shape: fused.output_shape.clone(),
+            residual: fused.residual.is_some(),
         };
         let name = node.name.clone();
         patch_in(model, name, op, &parts, OutletId::new(fused.last, 0))?;
         count += 1;
         pointwise += usize::from(found.kind == Kind::Pointwise);
+        residuals += usize::from(fused.residual.is_some());
     }
     if count > 0 {
         model.compact()?;
     }
-    Ok((count, pointwise))
+    Ok((count, pointwise, residuals))
 }
 
 /// Max pooling with stride 1 over the planes of an f32 NCHW (batch 1) or CHW tensor,
@@ -1222,6 +1265,8 @@ pub struct RewriteReport {
     pub pointwise: usize,
     /// `MaxPool`s replaced by [`OptiMaxPool`].
     pub max_pools: usize,
+    /// Of the convolutions, those that take the `Add` of a shortcut after them.
+    pub residuals: usize,
     /// Products with a constant vector replaced by [`Contraction`] (the DFL's).
     pub contractions: usize,
 }
@@ -1259,7 +1304,7 @@ pub fn speed_up(model: &mut TypedModel) -> TractResult<RewriteReport> {
         }
     }
     report.max_pools = max_pools(model)?;
-    (report.convolutions, report.pointwise) = direct_convolutions(model)?;
+    (report.convolutions, report.pointwise, report.residuals) = direct_convolutions(model)?;
     report.contractions = contractions(model)?;
     Ok(report)
 }
@@ -1451,6 +1496,27 @@ mod tests {
         if then.contains("silu") {
             y = model.wire_node("silu", tract_onnx::tract_core::ops::nn::silu::silu(), &y)?;
         }
+        // "res": a second input of the output's shape added last (a bottleneck's
+        // shortcut, `x + conv(x)` in the model).
+        let res_shape: Option<TVec<usize>> = then
+            .contains("res")
+            .then(|| {
+                model
+                    .outlet_fact(y[0])
+                    .ok()?
+                    .shape
+                    .as_concrete()
+                    .map(TVec::from)
+            })
+            .flatten();
+        if let Some(r_shape) = &res_shape {
+            let r = model.add_source("r", f32::fact(r_shape))?;
+            y = model.wire_node(
+                "shortcut",
+                tract_onnx::tract_core::ops::math::add(),
+                &[r, y[0]],
+            )?;
+        }
         // "fork": the convolution's own output is a model output too (nothing after it
         // may be fused then; both outputs must come out right).
         let mut outputs = y.to_vec();
@@ -1463,11 +1529,27 @@ mod tests {
         } else {
             0
         };
+        if rewrite && replaced > 0 && res_shape.is_some() {
+            // The shortcut is fused: no addition left, the convolution takes it.
+            assert!(
+                operations(&model).all(|n| !n.op_is::<TypedBinOp>()),
+                "{then}"
+            );
+            assert!(operations(&model).any(|n| n.op_as::<OptiConv>().is_some_and(|c| c.residual)));
+        }
         let input =
             tract_ndarray::ArrayD::from_shape_vec(&shape[..], values(shape.iter().product(), 3))?
                 .into_tensor();
+        let mut inputs = tvec!(input.into_tvalue());
+        if let Some(r_shape) = &res_shape {
+            let r = tract_ndarray::ArrayD::from_shape_vec(
+                &r_shape[..],
+                values(r_shape.iter().product(), 4),
+            )?;
+            inputs.push(r.into_tensor().into_tvalue());
+        }
         let plan = model.into_optimized()?.into_runnable()?;
-        let out = plan.run(tvec!(input.into_tvalue()))?;
+        let out = plan.run(inputs)?;
         let mut all = out[0].clone().into_tensor();
         if out.len() > 1 {
             // Both outputs, flattened one after the other, for one comparison.
@@ -1499,6 +1581,10 @@ mod tests {
             (false, "same", 1),
             (true, "fork silu", 1),
             (true, "fork rm silu", 2),
+            (true, "silu res", 1),
+            (false, "res", 2),
+            (true, "rm silu res", 1),
+            (true, "dw silu res", 1),
         ] {
             let (want, _) = conv_graph(batch, then, stride, false)?;
             let (got, replaced) = conv_graph(batch, then, stride, true)?;
@@ -1569,20 +1655,29 @@ mod tests {
                     let op = tract_onnx::tract_core::ops::nn::silu::silu();
                     model.wire_node(name, op, &[y])?[0]
                 }
+                "res" => {
+                    let r = model.add_source("r", f32::fact(&shape))?;
+                    model.wire_node(name, add(), &[y, r])?[0]
+                }
                 other => bail!("unknown step {other}"),
             };
         }
         model.select_output_outlets(&[y])?;
         let replaced = if rewrite {
-            direct_convolutions(&mut model)?
+            let (count, pointwise, _) = direct_convolutions(&mut model)?;
+            (count, pointwise)
         } else {
             (0, 0)
         };
         // The operations left (what was fused is gone).
         let ops = operations(&model).count();
-        let input = constant(x_shape, 3)?;
+        let mut inputs = tvec!(constant(x_shape, 3)?.into_tvalue());
+        if let Some(r) = model.inputs.get(1) {
+            let shape = model.outlet_fact(*r)?.shape.as_concrete().map(TVec::from);
+            inputs.push(constant(&shape.unwrap_or_default(), 4)?.into_tvalue());
+        }
         let plan = model.into_optimized()?.into_runnable()?;
-        let out = plan.run(tvec!(input.into_tvalue()))?;
+        let out = plan.run(inputs)?;
         Ok((out[0].clone().into_tensor(), replaced, ops))
     }
 
@@ -1650,6 +1745,16 @@ mod tests {
                 1,
             ),
             ("mk,kn->mn", &[5, 12], &[6, 5], false, &[], true, 1),
+            // A shortcut added after the SiLU: fused too.
+            (
+                "IHW,OI->NOHW",
+                &[5, 3, 4],
+                &[6, 5],
+                true,
+                &["bias", "silu", "res"],
+                true,
+                1,
+            ),
             // A constant that is not per channel stays tract's Add, and the SiLU after it.
             (
                 "mk,kn->mn",

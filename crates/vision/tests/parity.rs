@@ -259,6 +259,7 @@ fn the_shipped_model_has_a_current_parity_fixture() {
         convolutions: 96 * simd,
         pointwise: 54 * simd,
         max_pools: 3,
+        residuals: 14 * simd,
         contractions: 2,
     };
     assert_eq!(fixture.detector.info().rewrites, convolutions);
