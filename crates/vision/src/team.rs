@@ -25,6 +25,11 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+/// Rounds a helper spins without work before it starts yielding its core each round
+/// (a few microseconds: the gaps between the convolutions of an inference are mostly
+/// shorter).
+const SPINS_BEFORE_YIELD: u32 = 2000;
+
 /// Most items one section may have (they live in 16 bits of the claim word).
 const MAX_ITEMS: usize = u16::MAX as usize;
 
@@ -115,9 +120,19 @@ impl Shared {
             if self.shutdown.load(Ordering::Acquire) {
                 return;
             }
+            // Spin for the next section; after a while without one (the leader in a long
+            // serial stretch), also offer the core to any other runnable thread each
+            // round: on a machine with more runnable threads than cores (several
+            // inferences at once) that is the other inference's time.
+            let mut idle = 0u32;
             while self.active.load(Ordering::Acquire) {
-                if !self.work(self.claim.load(Ordering::Acquire)) {
+                if self.work(self.claim.load(Ordering::Acquire)) {
+                    idle = 0;
+                } else if idle < SPINS_BEFORE_YIELD {
+                    idle += 1;
                     std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
                 }
             }
         }

@@ -706,3 +706,63 @@ fn einsum_forms() -> TractResult<()> {
     }
     Ok(())
 }
+
+/// What one parallel section costs: a rayon scope of 16 jobs on a 2-thread pool against a
+/// section of 16 items on a [`opti_vision::team::Team`] of 2, each after a serial stretch
+/// of `gap` µs (what tract's own operators take between two convolutions) and with `work`
+/// µs of items split over the two threads. Overhead = measured − (gap + work / 2).
+#[test]
+#[ignore = "measuring tool"]
+fn section_overhead() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let busy = |us: f64| {
+        let t = Instant::now();
+        while t.elapsed().as_secs_f64() * 1e6 < us {
+            std::hint::spin_loop();
+        }
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("pool");
+    let team = opti_vision::team::Team::new(2, "profile").expect("team");
+    let sink = AtomicU64::new(0);
+    let n = 2000;
+    for gap in [0.0, 10.0, 30.0, 100.0] {
+        for work in [20.0, 60.0] {
+            let item = || {
+                busy(work / 16.0);
+                sink.fetch_add(1, Ordering::Relaxed);
+            };
+            let rayon_us = pool.install(|| {
+                let t = Instant::now();
+                for _ in 0..n {
+                    busy(gap);
+                    rayon::scope(|s| {
+                        for _ in 0..16 {
+                            s.spawn(|_| item());
+                        }
+                    });
+                }
+                t.elapsed().as_secs_f64() * 1e6 / n as f64
+            });
+            let team_us = team
+                .try_run(|t| {
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        busy(gap);
+                        t.for_each(16, &|_| item());
+                    }
+                    start.elapsed().as_secs_f64() * 1e6 / n as f64
+                })
+                .expect("team free");
+            let ideal = gap + work / 2.0;
+            println!(
+                "gap {gap:>5.1} µs, work {work:>4.1} µs: overhead per section rayon {:.1} µs, \
+                 team {:.1} µs",
+                rayon_us - ideal,
+                team_us - ideal
+            );
+        }
+    }
+}
