@@ -60,7 +60,7 @@ impl ModelSlot {
         }
     }
 
-    /// The same slot running each inference on up to `threads` threads (one pool per
+    /// The same slot running each inference on up to `threads` threads (one team per
     /// loaded model, shared by concurrent inferences; see `DetectorOptions::threads`).
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.options.threads = threads;

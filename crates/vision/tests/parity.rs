@@ -261,6 +261,7 @@ fn the_shipped_model_has_a_current_parity_fixture() {
         max_pools: 3,
         residuals: 14 * simd,
         contractions: 2,
+        upsamples: 2,
     };
     assert_eq!(fixture.detector.info().rewrites, convolutions);
     assert_eq!(fixture.cached.info().rewrites, convolutions);
