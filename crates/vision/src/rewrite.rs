@@ -865,6 +865,50 @@ pub fn direct_convolutions(model: &mut TypedModel) -> TractResult<(usize, usize,
     Ok((count, pointwise, residuals))
 }
 
+/// The output of an op that maps each of `planes` f32 planes of `input` (`plane_in` values)
+/// to one of `output_shape` (`plane_out` values) with `plane(src, dst)`, which must write
+/// every value of `dst`; the planes are split over the inference's team, if any.
+fn per_plane(
+    input: TValue,
+    planes: usize,
+    plane_in: usize,
+    output_shape: &[usize],
+    plane_out: usize,
+    plane: impl Fn(&[f32], &mut [f32]) + Sync,
+) -> TractResult<TVec<TValue>> {
+    let plain = input.try_as_plain_ram()?;
+    let data = plain.as_slice::<f32>()?;
+    ensure!(data.len() == planes * plane_in);
+    // SAFETY: `plane` writes every value of each output plane, and the planes cover the
+    // output (checked below); on an error the tensor is dropped unread.
+    let mut out = unsafe { Tensor::uninitialized::<f32>(output_shape)? };
+    {
+        let mut plain_out = out.try_as_plain_ram_mut()?;
+        let out_data = plain_out.as_slice_mut::<f32>()?;
+        ensure!(out_data.len() == planes * plane_out);
+        crate::conv::for_each_chunk(crate::team::current(), out_data, plane_out, |i, dst| {
+            plane(&data[i * plane_in..(i + 1) * plane_in], dst)
+        });
+    }
+    Ok(tvec!(out.into_tvalue()))
+}
+
+/// The output fact of an op planned for one f32 input shape.
+fn fixed_shape_fact(
+    op: &str,
+    inputs: &[&TypedFact],
+    input_shape: &[usize],
+    output_shape: &[usize],
+) -> TractResult<TVec<TypedFact>> {
+    ensure!(
+        inputs[0].datum_type == f32::datum_type()
+            && inputs[0].shape.as_concrete() == Some(input_shape),
+        "{op} expects f32 {input_shape:?}, got {:?}",
+        inputs[0]
+    );
+    Ok(tvec!(f32::fact(output_shape)))
+}
+
 /// Max pooling with stride 1 over the planes of an f32 NCHW (batch 1) or CHW tensor,
 /// the padding ignored (as tract's `MaxPool` does): YOLO's SPPF block pools 5×5 three
 /// times. tract 0.23 walks each window through ndarray views (0.52 ms per YOLO11n
@@ -951,40 +995,22 @@ impl EvalOp for OptiMaxPool {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let plain = input.try_as_plain_ram()?;
-        let data = plain.as_slice::<f32>()?;
         let (oh, ow) = self.output_hw();
-        ensure!(data.len() == self.planes * self.h * self.w);
-        // SAFETY: `plane` writes every value of each output plane (the column pass
-        // starts each row with a copy), and the planes cover the output (checked below);
-        // on an error the tensor is dropped unread.
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
-        {
-            let mut plain_out = out.try_as_plain_ram_mut()?;
-            let out_data = plain_out.as_slice_mut::<f32>()?;
-            ensure!(out_data.len() == self.planes * oh * ow);
-            let plane = self.h * self.w;
-            // Planes over the inference's team, if any.
-            crate::conv::for_each_chunk(crate::team::current(), out_data, oh * ow, |i, dst| {
-                let mut rows = vec![0f32; self.h * ow];
-                self.plane(&data[i * plane..(i + 1) * plane], &mut rows, dst);
-            });
-        }
-        Ok(tvec!(out.into_tvalue()))
+        // The column pass starts each output row with a copy: every value is written.
+        per_plane(
+            args_1!(inputs),
+            self.planes,
+            self.h * self.w,
+            &self.output_shape,
+            oh * ow,
+            |src, dst| self.plane(src, &mut vec![0f32; self.h * ow], dst),
+        )
     }
 }
 
 impl TypedOp for OptiMaxPool {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        ensure!(
-            inputs[0].datum_type == f32::datum_type()
-                && inputs[0].shape.as_concrete() == Some(&self.input_shape[..]),
-            "OptiMaxPool expects f32 {:?}, got {:?}",
-            self.input_shape,
-            inputs[0]
-        );
-        Ok(tvec!(f32::fact(&self.output_shape)))
+        fixed_shape_fact("OptiMaxPool", inputs, &self.input_shape, &self.output_shape)
     }
 
     as_op!();
@@ -1316,36 +1342,25 @@ impl EvalOp for OptiUpsample {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let plain = input.try_as_plain_ram()?;
-        let data = plain.as_slice::<f32>()?;
-        let (plane_in, plane_out) = (self.h * self.w, self.h * self.sh * self.w * self.sw);
-        ensure!(data.len() == self.planes * plane_in);
-        // SAFETY: `plane` writes every value of each output plane and the planes cover
-        // the output (checked below); on an error the tensor is dropped unread.
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
-        {
-            let mut plain_out = out.try_as_plain_ram_mut()?;
-            let out_data = plain_out.as_slice_mut::<f32>()?;
-            ensure!(out_data.len() == self.planes * plane_out);
-            crate::conv::for_each_chunk(crate::team::current(), out_data, plane_out, |i, dst| {
-                self.plane(&data[i * plane_in..(i + 1) * plane_in], dst)
-            });
-        }
-        Ok(tvec!(out.into_tvalue()))
+        per_plane(
+            args_1!(inputs),
+            self.planes,
+            self.h * self.w,
+            &self.output_shape,
+            self.h * self.sh * self.w * self.sw,
+            |src, dst| self.plane(src, dst),
+        )
     }
 }
 
 impl TypedOp for OptiUpsample {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        ensure!(
-            inputs[0].datum_type == f32::datum_type()
-                && inputs[0].shape.as_concrete() == Some(&self.input_shape[..]),
-            "OptiUpsample expects f32 {:?}, got {:?}",
-            self.input_shape,
-            inputs[0]
-        );
-        Ok(tvec!(f32::fact(&self.output_shape)))
+        fixed_shape_fact(
+            "OptiUpsample",
+            inputs,
+            &self.input_shape,
+            &self.output_shape,
+        )
     }
 
     as_op!();
