@@ -417,17 +417,23 @@ mod tests {
 
     #[test]
     fn helpers_take_part() {
-        // With the leader slowed down, a helper must run some items (otherwise the team
-        // would be the leader alone).
+        // The leader's items wait (up to a deadline far above any scheduling delay) for a
+        // helper to run one: a team whose helpers never take part fails, a busy test
+        // machine that schedules the helper late does not.
         let team = Team::new(2, "test").expect("team");
         let leader = std::thread::current().id();
         let elsewhere = AtomicUsize::new(0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         team.try_run(|t| {
             t.for_each(40, &|_| {
                 if std::thread::current().id() != leader {
                     elsewhere.fetch_add(1, Ordering::Relaxed);
+                    return;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(1));
+                while elsewhere.load(Ordering::Relaxed) == 0 && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
             })
         })
         .expect("team free");
