@@ -183,10 +183,57 @@ pub trait ConvPlan: fmt::Debug + Send + Sync {
         Ok(())
     }
 
+    /// Refuses a `residual` whose size is not the output's.
+    fn check_residual(
+        &self,
+        residual: Option<&[f32]>,
+        output: &[f32],
+    ) -> Result<(), ConvPlanError> {
+        match residual {
+            Some(r) if r.len() != output.len() => Err(ConvPlanError(format!(
+                "{:?}: a residual of {} values for an output of {}",
+                self.shape(),
+                r.len(),
+                output.len()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`ConvPlan::run_in`], then `residual` (the output's size: a bottleneck's shortcut
+    /// `x + conv(x)`) added to the result. This default adds it in one more pass over
+    /// `pool`; [`DirectConv`] adds it while it writes the output.
+    fn run_with_residual(
+        &self,
+        input: &[f32],
+        residual: Option<&[f32]>,
+        output: &mut [f32],
+        pool: Option<TeamRef<'_>>,
+    ) -> Result<(), ConvPlanError> {
+        self.check_residual(residual, output)?;
+        self.run_in(input, output, pool)?;
+        add_residual(residual, output, pool);
+        Ok(())
+    }
+
     /// [`ConvPlan::run_in`] on the calling thread.
     fn run(&self, input: &[f32], output: &mut [f32]) -> Result<(), ConvPlanError> {
         self.run_in(input, output, None)
     }
+}
+
+/// `output[i] += residual[i]` (when there is a residual, of the output's size), split over
+/// `pool`.
+fn add_residual(residual: Option<&[f32]>, output: &mut [f32], pool: Option<TeamRef<'_>>) {
+    let Some(residual) = residual else {
+        return;
+    };
+    assert_eq!(residual.len(), output.len(), "residual size");
+    const CHUNK: usize = 4096;
+    for_each_chunk(pool, output, CHUNK, |i, chunk| {
+        let res = &residual[i * CHUNK..i * CHUNK + chunk.len()];
+        chunk.iter_mut().zip(res).for_each(|(v, r)| *v += r);
+    });
 }
 
 /// `Debug`, `Hash` and `Eq` of a plan from its shape and activation (its weights are
@@ -573,10 +620,26 @@ impl DirectConv {
     }
 }
 
-impl DirectConv {
-    /// [`ConvPlan::run_in`], then `residual` (the output's size) added to the result, in
-    /// the same pass (a bottleneck's shortcut).
-    pub fn run_with_residual(
+impl ConvPlan for DirectConv {
+    fn shape(&self) -> ConvShape {
+        self.shape
+    }
+
+    fn silu(&self) -> bool {
+        self.silu
+    }
+
+    fn run_in(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        pool: Option<TeamRef<'_>>,
+    ) -> Result<(), ConvPlanError> {
+        self.run_with_residual(input, None, output, pool)
+    }
+
+    /// The residual is added while each output row is unblocked, still in L1.
+    fn run_with_residual(
         &self,
         input: &[f32],
         residual: Option<&[f32]>,
@@ -584,17 +647,10 @@ impl DirectConv {
         pool: Option<TeamRef<'_>>,
     ) -> Result<(), ConvPlanError> {
         self.check_sizes(input, output)?;
-        if residual.is_some_and(|r| r.len() != output.len()) {
-            return Err(ConvPlanError(format!(
-                "{:?}: a residual of {} values for an output of {}",
-                self.shape,
-                residual.map_or(0, <[f32]>::len),
-                output.len()
-            )));
-        }
-        // The buffers are taken out of the thread's slot for the run and put back after:
-        // a pool thread that waits inside this run may be handed another job that runs
-        // a convolution too, and must not find the slot borrowed.
+        self.check_residual(residual, output)?;
+        // The buffers are taken out of the thread's slot for the run and put back after,
+        // so that a convolution run from inside this one (none of the project's kernels
+        // does) would find an empty slot rather than a borrowed one.
         let mut scratch = SCRATCH.with(|slot| std::mem::take(&mut *slot.borrow_mut()));
         {
             let Scratch { staged, blocked } = &mut scratch;
@@ -618,37 +674,15 @@ impl DirectConv {
     }
 }
 
-impl ConvPlan for DirectConv {
-    fn shape(&self) -> ConvShape {
-        self.shape
-    }
-
-    fn silu(&self) -> bool {
-        self.silu
-    }
-
-    fn run_in(
-        &self,
-        input: &[f32],
-        output: &mut [f32],
-        pool: Option<TeamRef<'_>>,
-    ) -> Result<(), ConvPlanError> {
-        self.run_with_residual(input, None, output, pool)
-    }
-}
-
 /// `f(range)` over consecutive ranges of the items `0..total`: all of them on the
-/// calling thread, or `chunks_per_thread` ranges per thread of `team` when it has more
-/// than one (a few per thread, for balance).
+/// calling thread without a team, else [`TeamRef::for_each_range`].
 fn for_each_range<F>(team: Option<TeamRef<'_>>, total: usize, chunks_per_thread: usize, f: F)
 where
     F: Fn(std::ops::Range<usize>) + Sync,
 {
     match team {
-        Some(team) if team.threads() > 1 && total > 1 => {
-            team.for_each_range(total, chunks_per_thread, &f)
-        }
-        _ => f(0..total),
+        Some(team) => team.for_each_range(total, chunks_per_thread, &f),
+        None => f(0..total),
     }
 }
 

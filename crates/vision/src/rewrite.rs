@@ -258,28 +258,14 @@ impl EvalOp for OptiConv {
                 (true, [parts @ .., residual]) => (parts, Some(*residual)),
                 (_, parts) => (parts, None),
             };
-            ensure!(
-                residual.is_none_or(|r| r.len() == output.len()),
-                "OptiConv: a residual of {:?} values for an output of {}",
-                residual.map(<[f32]>::len),
-                output.len()
-            );
             match (&self.conv, parts) {
-                (ConvKernel::Dense(conv), [input]) => {
-                    conv.run_with_residual(input, residual, output, pool)
+                (ConvKernel::Pointwise(conv), parts) => {
+                    conv.run_parts(parts, residual, output, pool)
                 }
-                (ConvKernel::Pointwise(conv), parts) => conv.run_parts(parts, output, pool),
-                (conv, [input]) => conv.plan().run_in(input, output, pool),
+                (conv, [input]) => conv.plan().run_with_residual(input, residual, output, pool),
                 _ => bail!("OptiConv: {} inputs for a single-input plan", parts.len()),
             }
             .map_err(|e| format_err!("{e}"))?;
-            // The other kernels: one more pass, over the team.
-            if let (Some(residual), false) = (residual, matches!(self.conv, ConvKernel::Dense(_))) {
-                crate::conv::for_each_chunk(pool, output, 4096, |i, chunk| {
-                    let res = &residual[i * 4096..i * 4096 + chunk.len()];
-                    chunk.iter_mut().zip(res).for_each(|(v, r)| *v += r);
-                });
-            }
         }
         Ok(tvec!(out.into_tvalue()))
     }
@@ -692,7 +678,8 @@ fn fuse_successors(model: &TypedModel, found: &Found, id: usize) -> TractResult<
         residual: None,
     };
     let is_output = |n: usize| model.outputs.iter().any(|o| o.node == n);
-    while !is_output(fused.last) {
+    // Nothing is fused after a shortcut's `Add`.
+    while fused.residual.is_none() && !is_output(fused.last) {
         let Some(next) = model.single_succ(fused.last)? else {
             break;
         };
@@ -724,25 +711,21 @@ fn fuse_successors(model: &TypedModel, found: &Found, id: usize) -> TractResult<
             if other == from || shape != fused.output_shape {
                 break;
             }
-            let Some(bias) = constant_f32(model, other)? else {
-                // A tensor of the output's own shape, not a constant: a shortcut, added
-                // last (nothing after it is fused).
-                if f32_shape(model, other)?.as_ref() == Some(&shape) {
-                    fused.residual = Some(other);
-                    fused.last = next.id;
-                    fused.output_shape = shape;
+            if let Some(bias) = constant_f32(model, other)? {
+                // A bias only right after the product (before any SiLU), and only one.
+                if fused.bias.is_some() || fused.silu {
                     break;
                 }
-                break;
-            };
-            // A bias only right after the product (before any SiLU), and only one.
-            if fused.bias.is_some() || fused.silu {
+                let Some(values) = per_channel(&bias, &shape, cout)? else {
+                    break;
+                };
+                fused.bias = Some(values);
+            } else if f32_shape(model, other)?.as_ref() == Some(&shape) {
+                // A tensor of the output's own shape, not a constant: a shortcut.
+                fused.residual = Some(other);
+            } else {
                 break;
             }
-            let Some(values) = per_channel(&bias, &shape, cout)? else {
-                break;
-            };
-            fused.bias = Some(values);
         } else if next
             .op_as::<ElementWiseOp>()
             .is_some_and(|op| op.0.is::<Silu>())

@@ -25,7 +25,8 @@
 //! computes the same where AVX2/FMA are missing.
 
 use super::{
-    for_each_range, silu, simd_available, ConvPlan, ConvPlanError, ConvShape, OutPtr, LANES,
+    add_residual, for_each_range, silu, simd_available, ConvPlan, ConvPlanError, ConvShape, OutPtr,
+    LANES,
 };
 use std::fmt;
 
@@ -177,10 +178,12 @@ impl PointwiseConv {
     }
 
     /// Runs it on an input in `parts` (whole channels each, `cin` in all, in order: the
-    /// inputs of a channel concatenation); see [`ConvPlan::run_in`].
+    /// inputs of a channel concatenation), then adds `residual` if any; see
+    /// [`ConvPlan::run_with_residual`].
     pub fn run_parts(
         &self,
         parts: &[&[f32]],
+        residual: Option<&[f32]>,
         output: &mut [f32],
         pool: Option<TeamRef<'_>>,
     ) -> Result<(), ConvPlanError> {
@@ -203,6 +206,7 @@ impl PointwiseConv {
                 self.shape.cout * self.pixels
             )));
         }
+        self.check_residual(residual, output)?;
         let out = OutPtr(output.as_mut_ptr());
         let blocks = self.blocks();
         // Work items: (group of output-channel tiles, block). One group unless there
@@ -261,6 +265,7 @@ impl PointwiseConv {
         };
         // Consecutive blocks in each of a few ranges per thread.
         for_each_range(pool, blocks * groups, 4, |range| range.for_each(item));
+        add_residual(residual, output, pool);
         Ok(())
     }
 }
@@ -281,7 +286,7 @@ impl ConvPlan for PointwiseConv {
         pool: Option<TeamRef<'_>>,
     ) -> Result<(), ConvPlanError> {
         // `run_parts` checks the sizes (one part of `cin` planes, the output's).
-        self.run_parts(&[input], output, pool)
+        self.run_parts(&[input], None, output, pool)
     }
 }
 
@@ -490,18 +495,22 @@ mod tests {
         let (b, c) = rest.split_at(3 * hw);
         for on_team in [false, true] {
             let mut parted = vec![f32::NAN; 10 * hw];
-            team.try_run(|t| conv.run_parts(&[a, &[], b, c], &mut parted, on_team.then_some(t)))
-                .expect("team free")
-                .expect("run");
+            team.try_run(|t| {
+                conv.run_parts(&[a, &[], b, c], None, &mut parted, on_team.then_some(t))
+            })
+            .expect("team free")
+            .expect("run");
             assert_eq!(parted, whole);
         }
         // Parts that are not whole planes, or not `cin` of them, are refused.
         let mut out = vec![0.0; 10 * hw];
         assert!(conv
-            .run_parts(&[&input[..hw + 1], &input[hw + 1..]], &mut out, None)
+            .run_parts(&[&input[..hw + 1], &input[hw + 1..]], None, &mut out, None)
             .is_err());
-        assert!(conv.run_parts(&[a, b], &mut out, None).is_err());
-        assert!(conv.run_parts(&[a, b, c], &mut out[1..], None).is_err());
+        assert!(conv.run_parts(&[a, b], None, &mut out, None).is_err());
+        assert!(conv
+            .run_parts(&[a, b, c], None, &mut out[1..], None)
+            .is_err());
     }
 
     #[test]
