@@ -1055,13 +1055,24 @@ fn found_max_pool(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Op
 
 /// Replaces the `MaxPool`s [`OptiMaxPool`] runs; returns how many.
 pub fn max_pools(model: &mut TypedModel) -> TractResult<usize> {
+    replace_each(model, |model, node| {
+        Ok(found_max_pool(model, node)?.map(|op| (op, node.inputs[0])))
+    })
+}
+
+/// Replaces every node for which `found` gives an op, and the outlet that op reads, by
+/// that op; returns how many.
+fn replace_each<O: TypedOp>(
+    model: &mut TypedModel,
+    found: impl Fn(&TypedModel, &TypedNode) -> TractResult<Option<(O, OutletId)>>,
+) -> TractResult<usize> {
     let mut count = 0;
     for id in 0..model.nodes.len() {
         let node = &model.nodes[id];
-        let Some(op) = found_max_pool(model, node)? else {
+        let Some((op, input)) = found(model, node)? else {
             continue;
         };
-        let (name, input) = (node.name.clone(), node.inputs[0]);
+        let name = node.name.clone();
         patch_in(model, name, op, &[input], OutletId::new(id, 0))?;
         count += 1;
     }
@@ -1247,20 +1258,7 @@ fn found_contraction(
 
 /// Replaces the `EinSum`s that [`found_contraction`] recognises; how many.
 pub fn contractions(model: &mut TypedModel) -> TractResult<usize> {
-    let mut count = 0;
-    for id in 0..model.nodes.len() {
-        let node = &model.nodes[id];
-        let Some((op, input)) = found_contraction(model, node)? else {
-            continue;
-        };
-        let name = node.name.clone();
-        patch_in(model, name, op, &[input], OutletId::new(id, 0))?;
-        count += 1;
-    }
-    if count > 0 {
-        model.compact()?;
-    }
-    Ok(count)
+    replace_each(model, found_contraction)
 }
 
 /// Nearest-neighbour upsampling by whole factors of the last two axes (YOLO's neck: 2× twice),
@@ -1390,48 +1388,46 @@ fn upsample_scales(model: &TypedModel, node: &TypedNode) -> TractResult<Option<T
     Ok(Some(values.iter().map(|&s| s as usize).collect()))
 }
 
-/// Replaces the upsamplings [`upsample_scales`] recognises, of f32 tensors of a known
-/// shape and scaling only the last two axes; how many.
+/// The [`OptiUpsample`] for an upsampling [`upsample_scales`] recognises, of an f32
+/// tensor of a known shape and scaling only the last two axes, and the outlet it reads.
+fn found_upsample(
+    model: &TypedModel,
+    node: &TypedNode,
+) -> TractResult<Option<(OptiUpsample, OutletId)>> {
+    let Some(scales) = upsample_scales(model, node)? else {
+        return Ok(None);
+    };
+    let (Some(shape), Some(out_shape)) = (
+        f32_shape(model, node.inputs[0])?,
+        f32_shape(model, OutletId::new(node.id, 0))?,
+    ) else {
+        return Ok(None);
+    };
+    let rank = shape.len();
+    let output_shape: TVec<usize> = shape.iter().zip(&scales).map(|(d, s)| d * s).collect();
+    if rank < 2
+        || scales.len() != rank
+        || scales[..rank - 2].iter().any(|&s| s != 1)
+        || scales[rank - 2..].contains(&0)
+        || output_shape != out_shape
+    {
+        return Ok(None);
+    }
+    let op = OptiUpsample {
+        planes: shape[..rank - 2].iter().product(),
+        h: shape[rank - 2],
+        w: shape[rank - 1],
+        sh: scales[rank - 2],
+        sw: scales[rank - 1],
+        output_shape,
+        input_shape: shape,
+    };
+    Ok(Some((op, node.inputs[0])))
+}
+
+/// Replaces the upsamplings [`found_upsample`] recognises; how many.
 pub fn upsamples(model: &mut TypedModel) -> TractResult<usize> {
-    let mut count = 0;
-    for id in 0..model.nodes.len() {
-        let node = &model.nodes[id];
-        let Some(scales) = upsample_scales(model, node)? else {
-            continue;
-        };
-        let (Some(shape), Some(out_shape)) = (
-            f32_shape(model, node.inputs[0])?,
-            f32_shape(model, OutletId::new(id, 0))?,
-        ) else {
-            continue;
-        };
-        let rank = shape.len();
-        let output_shape: TVec<usize> = shape.iter().zip(&scales).map(|(d, s)| d * s).collect();
-        if rank < 2
-            || scales.len() != rank
-            || scales[..rank - 2].iter().any(|&s| s != 1)
-            || scales[rank - 2..].contains(&0)
-            || output_shape != out_shape
-        {
-            continue;
-        }
-        let op = OptiUpsample {
-            planes: shape[..rank - 2].iter().product(),
-            h: shape[rank - 2],
-            w: shape[rank - 1],
-            sh: scales[rank - 2],
-            sw: scales[rank - 1],
-            output_shape,
-            input_shape: shape,
-        };
-        let (name, input) = (node.name.clone(), node.inputs[0]);
-        patch_in(model, name, op, &[input], OutletId::new(id, 0))?;
-        count += 1;
-    }
-    if count > 0 {
-        model.compact()?;
-    }
-    Ok(count)
+    replace_each(model, found_upsample)
 }
 
 /// What [`speed_up`] changed.
