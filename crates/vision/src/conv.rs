@@ -1568,9 +1568,11 @@ mod tests {
                     // reads must be written by it.
                     PLANE.with(|p| *p.borrow_mut() = vec![f32::NAN; 1 << 12]);
                     let mut out = vec![f32::NAN; shape.cout * oh * ow];
-                    team.try_run(|t| dw.run_in(&input, &mut out, on_team.then_some(t)))
-                        .expect("team free")
-                        .expect("run");
+                    team.run(|t| {
+                        let t = t.expect("team free");
+                        dw.run_in(&input, &mut out, on_team.then_some(t))
+                    })
+                    .expect("run");
                     for (a, b) in out.iter().zip(&want) {
                         assert!(
                             (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
@@ -1640,8 +1642,7 @@ mod tests {
             let mut one = vec![f32::NAN; shape.cout * oh * ow];
             let mut many = vec![f32::NAN; shape.cout * oh * ow];
             conv.run(&input, &mut one).expect("run");
-            team.try_run(|t| conv.run_in(&input, &mut many, Some(t)))
-                .expect("team free")
+            team.run(|t| conv.run_in(&input, &mut many, Some(t.expect("team free"))))
                 .expect("run");
             assert_eq!(one, many, "{shape:?}");
         }
@@ -1740,16 +1741,13 @@ mod phase_times {
             let co = time(&mut || conv.compute(&staged, &mut blocked, None));
             let un = time(&mut || conv.unblock(&blocked, None, &mut out, None));
             // On a team of two.
-            let (st2, co2, un2) = team
-                .try_run(|t| {
-                    let p = Some(t);
-                    (
-                        time(&mut || conv.stage(&input, &mut staged, p)),
-                        time(&mut || conv.compute(&staged, &mut blocked, p)),
-                        time(&mut || conv.unblock(&blocked, None, &mut out, p)),
-                    )
-                })
-                .expect("team free");
+            let (st2, co2, un2) = team.run(|p| {
+                (
+                    time(&mut || conv.stage(&input, &mut staged, p)),
+                    time(&mut || conv.compute(&staged, &mut blocked, p)),
+                    time(&mut || conv.unblock(&blocked, None, &mut out, p)),
+                )
+            });
             println!(
                 "{shape:?}: stage {st:.4} compute {co:.4} unblock {un:.4} ms; 2 threads: \
                  {st2:.4} {co2:.4} {un2:.4}"

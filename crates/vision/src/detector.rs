@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use opti_core::{ClassNames, Detection, ImageStats, ModelOutput};
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
-
-use crate::team::Team;
 use tract_onnx::prelude::*;
 
 use crate::cache::{self, cache_path_for, LoadedFrom, ModelCache};
@@ -25,6 +23,7 @@ use crate::metadata::{parse_imgsz, parse_names, MetadataError};
 use crate::postprocess::{candidates, end_to_end, nms, NmsOptions, OutputLayout};
 use crate::rewrite::{declutter_without_concat_then_einsum, speed_up, RewriteReport};
 use crate::stats::image_stats;
+use crate::team::Team;
 
 /// Why a model could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -473,28 +472,20 @@ impl Detector {
         // A panic inside tract (a bug, not bad input: the input shape is fixed) becomes
         // this call's error; unwinding also never crosses tract's executor scope, which
         // would leave a pool thread pointing at its own pool.
-        let mut input = Some(input);
-        let mut run = || {
+        let run = || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let input = input
-                    .take()
-                    .ok_or_else(|| TractError::msg("input used twice"))?;
                 self.plan.run(tvec!(input.into_tvalue()))
             }))
             .unwrap_or_else(|_| Err(TractError::msg("tract panicked during inference")))
         };
         let outputs = match self.pool.as_deref() {
-            Some(InferencePool::Team(team)) => match team.try_run(|_| run()) {
-                Some(outputs) => outputs,
-                None => run(),
-            },
+            // On the team when it is free, else on this thread alone.
+            Some(InferencePool::Team(team)) => team.run(|_| run()),
+            // A poisoned lock (an inference panicked inside tract, which became that
+            // call's error) still holds the pool.
             Some(InferencePool::Tract { executor, busy }) => match busy.try_lock() {
-                Ok(_guard) => tract_pool_run(executor, run),
-                Err(std::sync::TryLockError::Poisoned(e)) => {
-                    let _guard = e.into_inner();
-                    tract_pool_run(executor, run)
-                }
                 Err(std::sync::TryLockError::WouldBlock) => run(),
+                _held => tract_pool_run(executor, run),
             },
             None => run(),
         }

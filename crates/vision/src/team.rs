@@ -5,15 +5,16 @@
 //! them (tract's additions, concatenations, upsampling). A rayon scope costs 4–5 µs per
 //! section on this 2-core machine even when its other thread is awake, and ~28 µs once
 //! that thread has gone to sleep, which rayon's workers do after ~30 µs without work
-//! (`docs/BENCHMARKS.md`, issue 10, session 8). That was most of what two threads lost
-//! against the ideal halving.
+//! (`docs/BENCHMARKS.md`, issue 10, session 8; 6–7 and 19–29 µs in a later run). That was
+//! most of what two threads lost against the ideal halving.
 //!
 //! A [`Team`] of `n` threads is the calling thread (the *leader*) plus `n - 1` helpers.
 //! While [`Team::run`] runs, the helpers spin on one atomic word, so a section costs a
-//! store, a few compare-and-swaps and a wait for the last item, well under a
-//! microsecond. Outside `run` they sleep on a condition variable and cost nothing. Items
-//! are claimed one at a time from a shared counter, so a thread that is descheduled
-//! or slower simply claims fewer.
+//! store, a compare-and-swap per item and a wait for the last item: 2–4 µs with 16 items
+//! of 1–4 µs, most of it that wait (`section_overhead` in `tests/profile.rs`). Outside
+//! `run` they sleep on a condition variable and cost nothing. Items are claimed one at a
+//! time from a shared counter, so a thread that is descheduled or slower simply claims
+//! fewer.
 //!
 //! The project's kernels find the team of the inference running on their thread with
 //! [`current`]; outside [`Team::run`] (tests, tract's profile tools) there is none and they
@@ -284,21 +285,21 @@ impl Team {
         self.shared.threads
     }
 
-    /// Runs `f` on the calling thread with the helpers spinning, ready for the sections
-    /// `f`'s kernels start (found with [`current`]). `None` when another `run` is in
-    /// progress (the caller then runs on its own: two inferences never share a team).
-    pub fn try_run<R>(&self, f: impl FnOnce(TeamRef<'_>) -> R) -> Option<R> {
+    /// Runs `f` on the calling thread. When the team is free, `f` gets it (`Some`) and its
+    /// helpers spin, ready for the sections `f`'s kernels start (they find the team with
+    /// [`current`]). When another `run` holds it, or this thread already leads a run, `f`
+    /// gets `None` and runs without this team's helpers: two inferences never share a
+    /// team.
+    pub fn run<R>(&self, f: impl FnOnce(Option<TeamRef<'_>>) -> R) -> R {
         let _running = match self.running.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(std::sync::TryLockError::WouldBlock) => return f(None),
         };
         if !CURRENT.with(Cell::get).is_null() {
-            // Already inside a run on this thread (of another team): this team's helpers
-            // are not woken and the kernels go on finding the outer team.
-            return Some(f(TeamRef {
-                shared: &self.shared,
-            }));
+            // Inside another team's run on this thread: its kernels go on finding that
+            // team.
+            return f(None);
         }
         /// Restores the thread's state and lets the helpers sleep, also on a panic.
         struct Active<'a>(&'a Shared);
@@ -316,7 +317,7 @@ impl Team {
         }
         let _active = Active(&self.shared);
         CURRENT.with(|c| c.set(Arc::as_ptr(&self.shared)));
-        Some(f(TeamRef {
+        f(Some(TeamRef {
             shared: &self.shared,
         }))
     }
@@ -343,13 +344,13 @@ mod tests {
 
     fn counts(team: &Team, items: usize) -> Vec<u32> {
         let seen: Vec<AtomicU32> = (0..items).map(|_| AtomicU32::new(0)).collect();
-        team.try_run(|t| {
+        team.run(|t| {
+            let t = t.expect("team free");
             assert!(current().is_some(), "the kernels find the team");
             t.for_each(items, &|i| {
                 seen[i].fetch_add(1, Ordering::Relaxed);
             });
-        })
-        .expect("team free");
+        });
         seen.into_iter().map(AtomicU32::into_inner).collect()
     }
 
@@ -373,15 +374,15 @@ mod tests {
         // the next would run an item twice or skip one, and the sums would differ.
         let team = Team::new(2, "test").expect("team");
         let total = AtomicU64::new(0);
-        team.try_run(|t| {
+        team.run(|t| {
+            let t = t.expect("team free");
             for s in 0..5000u64 {
                 let items = 1 + (s % 13) as usize;
                 t.for_each(items, &|i| {
                     total.fetch_add(s * 100 + i as u64, Ordering::Relaxed);
                 });
             }
-        })
-        .expect("team free");
+        });
         let expected: u64 = (0..5000u64)
             .map(|s| {
                 let items = 1 + s % 13;
@@ -397,15 +398,15 @@ mod tests {
         for (total, per_thread) in [(0, 4), (1, 4), (5, 4), (25, 4), (100, 8), (9, 1)] {
             let lengths = std::sync::Mutex::new(Vec::new());
             let seen: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(0)).collect();
-            team.try_run(|t| {
+            team.run(|t| {
+                let t = t.expect("team free");
                 t.for_each_range(total, per_thread, &|r| {
                     lengths.lock().expect("lengths").push(r.len());
                     for i in r {
                         seen[i].fetch_add(1, Ordering::Relaxed);
                     }
                 })
-            })
-            .expect("team free");
+            });
             let seen: Vec<u32> = seen.into_iter().map(AtomicU32::into_inner).collect();
             assert_eq!(
                 seen,
@@ -424,7 +425,8 @@ mod tests {
         let leader = std::thread::current().id();
         let elsewhere = AtomicUsize::new(0);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        team.try_run(|t| {
+        team.run(|t| {
+            let t = t.expect("team free");
             t.for_each(40, &|_| {
                 if std::thread::current().id() != leader {
                     elsewhere.fetch_add(1, Ordering::Relaxed);
@@ -435,8 +437,7 @@ mod tests {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             })
-        })
-        .expect("team free");
+        });
         assert!(elsewhere.into_inner() > 0);
     }
 
@@ -444,7 +445,8 @@ mod tests {
     fn a_panicking_item_reaches_the_leader_and_the_team_still_works() {
         let team = Team::new(2, "test").expect("team");
         let result = catch_unwind(AssertUnwindSafe(|| {
-            team.try_run(|t| {
+            team.run(|t| {
+                let t = t.expect("team free");
                 t.for_each(64, &|i| {
                     if i == 40 {
                         panic!("item 40");
@@ -464,7 +466,8 @@ mod tests {
     fn nested_sections_run_on_the_calling_thread() {
         let team = Team::new(2, "test").expect("team");
         let total = AtomicUsize::new(0);
-        team.try_run(|t| {
+        team.run(|t| {
+            let t = t.expect("team free");
             t.for_each(8, &|_| {
                 // Helpers have no current team; the leader is inside a section.
                 if let Some(inner) = current() {
@@ -475,8 +478,7 @@ mod tests {
                     total.fetch_add(3, Ordering::Relaxed);
                 }
             })
-        })
-        .expect("team free");
+        });
         assert_eq!(total.into_inner(), 24);
     }
 
@@ -484,12 +486,8 @@ mod tests {
     fn one_run_at_a_time_and_none_outside() {
         let team = Team::new(2, "test").expect("team");
         assert!(current().is_none());
-        let inner = team.try_run(|_| team.try_run(|_| ()).is_none());
-        assert_eq!(
-            inner,
-            Some(true),
-            "a second run while one is in progress is refused"
-        );
+        let inner = team.run(|_| team.run(|t| t.is_none()));
+        assert!(inner, "a second run while one is in progress gets no team");
         assert!(current().is_none());
     }
 }

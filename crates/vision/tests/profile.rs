@@ -141,8 +141,7 @@ fn per_node_time_of_the_shipped_model() -> TractResult<()> {
         // As the detector runs it: the project's kernels on a team, tract's operators on
         // the calling thread.
         let team = opti_vision::team::Team::new(threads, "profile")?;
-        team.try_run(|_| profile_by(&p, runs, key))
-            .ok_or_else(|| TractError::msg("team busy"))??
+        team.run(|_| profile_by(&p, runs, key))?
     } else {
         profile_by(&p, runs, key)?
     };
@@ -633,9 +632,7 @@ fn direct_conv_at_conv_shapes() {
         let (oh, ow) = conv.output_hw();
         let input = vec![0.5f32; shape.cin * shape.h * shape.w];
         let mut out = vec![0f32; shape.cout * oh * ow];
-        let ms = team
-            .try_run(|t| ms_per_run(50, || conv.run_in(&input, &mut out, Some(t)).expect("run")))
-            .expect("team free");
+        let ms = team.run(|t| ms_per_run(50, || conv.run_in(&input, &mut out, t).expect("run")));
         println!(
             "{label:<26} {ms:.3} ms, {:.0} GMAC/s",
             conv.macs() as f64 / ms / 1e6
@@ -746,16 +743,15 @@ fn section_overhead() {
                 }
                 t.elapsed().as_secs_f64() * 1e6 / n as f64
             });
-            let team_us = team
-                .try_run(|t| {
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        busy(gap);
-                        t.for_each(16, &|_| item());
-                    }
-                    start.elapsed().as_secs_f64() * 1e6 / n as f64
-                })
-                .expect("team free");
+            let team_us = team.run(|t| {
+                let t = t.expect("team free");
+                let start = Instant::now();
+                for _ in 0..n {
+                    busy(gap);
+                    t.for_each(16, &|_| item());
+                }
+                start.elapsed().as_secs_f64() * 1e6 / n as f64
+            });
             let ideal = gap + work / 2.0;
             println!(
                 "gap {gap:>5.1} µs, work {work:>4.1} µs: overhead per section rayon {:.1} µs, \

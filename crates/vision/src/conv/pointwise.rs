@@ -465,8 +465,7 @@ mod tests {
                 close(&one, &want, tolerance, &what);
                 for team in &teams {
                     let mut many = vec![f32::NAN; s.cout * hw];
-                    team.try_run(|t| conv.run_in(&input, &mut many, Some(t)))
-                        .expect("team free")
+                    team.run(|t| conv.run_in(&input, &mut many, Some(t.expect("team free"))))
                         .expect("run");
                     assert_eq!(one, many, "{what} on {} threads", team.threads());
                 }
@@ -495,10 +494,10 @@ mod tests {
         let (b, c) = rest.split_at(3 * hw);
         for on_team in [false, true] {
             let mut parted = vec![f32::NAN; 10 * hw];
-            team.try_run(|t| {
+            team.run(|t| {
+                let t = t.expect("team free");
                 conv.run_parts(&[a, &[], b, c], None, &mut parted, on_team.then_some(t))
             })
-            .expect("team free")
             .expect("run");
             assert_eq!(parted, whole);
         }
@@ -576,14 +575,12 @@ mod tests {
                 let dc = DirectConv::new(s, &weights, &bias, silu_on).expect("plan");
                 let a = time(&mut || pw.run(&input, &mut out).expect("run"));
                 let b = time(&mut || dc.run(&input, &mut out).expect("run"));
-                let (a2, b2) = team
-                    .try_run(|t| {
-                        (
-                            time(&mut || pw.run_in(&input, &mut out, Some(t)).expect("run")),
-                            time(&mut || dc.run_in(&input, &mut out, Some(t)).expect("run")),
-                        )
-                    })
-                    .expect("team free");
+                let (a2, b2) = team.run(|t| {
+                    (
+                        time(&mut || pw.run_in(&input, &mut out, t).expect("run")),
+                        time(&mut || dc.run_in(&input, &mut out, t).expect("run")),
+                    )
+                });
                 let gmacs = |ms: f64| pw.macs() as f64 / ms / 1e6;
                 println!(
                     "{cin}->{cout} @ {size} silu {silu_on}: pointwise {a:.4} ms ({:.1} GMAC/s), \
